@@ -1,0 +1,178 @@
+"""The `reasonlab` command line (typer + rich): run, pretrain, eval, report.
+
+Bad input (unknown task or knob, malformed YAML, unknown --set key, missing or corrupt checkpoint, an
+output folder holding another run) prints one line naming the field or file and exits with code 2.
+Usage:
+
+    reasonlab run                                  # the CPU demo: configs/default.yaml -> runs/default
+    reasonlab run --config configs/insufficient.yaml --set pretrain.token_budget=500000
+    reasonlab eval --model runs/default -n 64
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+import click
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from reasonlab.errors import ReasonlabError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="reasonlab: build o1-style reasoning models and measure what makes them work.")
+console = Console()
+
+ConfigOpt = typer.Option(None, "--config", "-c", help="YAML config (default: the embedded configs/default.yaml).")
+OutOpt = typer.Option(None, "--out", "-o", help="Run folder (default: runs/<name>).")
+SetOpt = typer.Option([], "--set", "-s", help="Override a config field: key.sub=value (repeatable).")
+
+
+@app.command()
+def run(config: Optional[Path] = ConfigOpt, out: Optional[Path] = OutOpt, set_: list[str] = SetOpt) -> None:
+    """The main job: pretrain a base model, evaluate it, write summary.json and a report."""
+    from reasonlab.config import load_config
+    from reasonlab.pipeline import run_main_job
+
+    cfg = load_config(config, set_)
+    run_dir = out or Path("runs") / cfg.name
+    console.print(f"[bold]reasonlab run[/] -> {run_dir}")
+    with _pretrain_progress() as on_step:
+        summary = run_main_job(cfg, run_dir, say=lambda m: console.print(f"  {m}"), on_pretrain_step=on_step)
+    _print_summary(summary)
+    console.print(f"report: {run_dir / 'report.html'}  ({run_dir / 'report.md'})")
+
+
+@app.command()
+def pretrain(config: Optional[Path] = ConfigOpt, out: Optional[Path] = OutOpt, set_: list[str] = SetOpt) -> None:
+    """Pretrain a base model only (resumable: rerun the same command after a crash)."""
+    from reasonlab.config import load_config
+    from reasonlab.pipeline import prepare_run_dir
+    from reasonlab.pretrain import pretrain as run_pretrain
+
+    cfg = load_config(config, set_)
+    run_dir = out or Path("runs") / cfg.name
+    prepare_run_dir(run_dir, cfg)
+    with _pretrain_progress() as on_step:
+        run_pretrain(cfg, run_dir, on_step=on_step)
+    console.print(f"base model: {run_dir / 'base'}")
+
+
+@app.command("eval")
+def eval_(
+    model: Path = typer.Option(..., "--model", "-m", help="A run folder (its base/) or a model folder."),
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="Task name (default: the run's task)."),
+    n: int = typer.Option(64, "-n", help="Samples per problem."),
+    problems: int = typer.Option(200, "--problems", help="Test problems."),
+    temperature: float = typer.Option(1.0, "--temperature"),
+    top_p: float = typer.Option(1.0, "--top-p"),
+    max_new_tokens: int = typer.Option(64, "--max-new-tokens"),
+    seed: int = typer.Option(0, "--seed"),
+    knob: list[str] = typer.Option([], "--knob", "-k", help="Task knob: name=value (repeatable)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Result JSON (default: next to the model)."),
+) -> None:
+    """Evaluate a model on a task's test split: pass@k, maj@k, per-problem verdicts, as JSON."""
+    from reasonlab.evaluate.runner import SamplingParams, evaluate_policy
+    from reasonlab.models import load_policy
+    from reasonlab.pipeline import write_atomic
+    from reasonlab.tasks import get_task
+
+    model_dir, run_cfg = _resolve_model(model)
+    task_name = task or (run_cfg.task.name if run_cfg else None)
+    if task_name is None:
+        raise ReasonlabError("--task is required when --model is not a run folder")
+    knobs = dict(run_cfg.task.knobs) if run_cfg and task_name == run_cfg.task.name else {}
+    knobs.update(_parse_knobs(knob))
+    the_task = get_task(task_name, **knobs)
+    out = out or model_dir.parent / "eval" / f"{task_name}_n{n}_seed{seed}.json"
+    if out.exists():
+        raise ReasonlabError(f"{out} already exists; choose another --out")
+    policy = load_policy(model_dir)
+    params = SamplingParams(n=n, seed=seed, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
+    result = evaluate_policy(policy, the_task, the_task.sample("test", problems, seed + 1), params)
+    write_atomic(out, json.dumps(result) + "\n")
+    s = result["summary"]
+    _print_summary({k: round(v, 4) for k, v in s.items() if not k.startswith("pass@") or k in _shown(n)})
+    console.print(f"results: {out}")
+
+
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="A run folder.")) -> None:
+    """(Re)write report.md and report.html with plots for a run folder."""
+    from reasonlab.report import write_report
+
+    if not (run_dir / "config.yaml").is_file():
+        raise ReasonlabError(f"{run_dir} is not a run folder (no config.yaml)")
+    console.print(f"report: {write_report(run_dir)}")
+
+
+def _resolve_model(path: Path):
+    from reasonlab.config import load_config
+
+    if (path / "config.yaml").is_file() and (path / "base").is_dir():
+        return path / "base", load_config(path / "config.yaml")
+    return path, None
+
+
+def _parse_knobs(items: list[str]) -> dict:
+    import yaml
+
+    knobs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ReasonlabError(f"--knob expects name=value, got {item!r}")
+        knobs[key] = yaml.safe_load(value)
+    return knobs
+
+
+def _shown(n: int) -> set[str]:
+    return {f"pass@{k}" for k in (1, 2, 4, 8, 16, 32, 64, 128, 256, n) if k <= n}
+
+
+@contextmanager
+def _pretrain_progress() -> Iterator:
+    columns = (TextColumn("  pretraining"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        bar = progress.add_task("pretrain", total=None, loss="-")
+
+        def on_step(done: int, total: int, row: dict) -> None:
+            progress.update(bar, completed=done, total=total, loss=f"{row['train/loss']:.3f}")
+
+        yield on_step
+
+
+def _print_summary(summary: dict) -> None:
+    table = Table(title="summary", show_header=False)
+    for k, v in summary.items():
+        table.add_row(k, str(v))
+    console.print(table)
+
+
+def main() -> None:
+    """Entry point: one line and exit code 2 for bad input, never a traceback."""
+    try:
+        app(standalone_mode=False)
+    except ReasonlabError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except click.exceptions.ClickException as err:
+        print(f"error: {err.format_message()}", file=sys.stderr)
+        sys.exit(err.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        print("interrupted: rerun the same command to resume", file=sys.stderr)
+        sys.exit(130)
+    except FloatingPointError as err:
+        print(f"error: {err}; the last good checkpoint is kept", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

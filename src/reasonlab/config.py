@@ -1,0 +1,207 @@
+"""Typed experiment configs: YAML files plus dotted `--set key=value` overrides, with clear errors.
+
+Every knob of an experiment is a field here, documented where it is declared; the resolved config is
+written once to the run folder as `config.yaml`. Unknown keys are errors (a typo never silently
+falls back to a default). Usage:
+
+    cfg = load_config("configs/default.yaml", ["pretrain.token_budget=2000000"])
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from reasonlab.errors import ConfigError
+
+DEFAULT_CONFIG = Path(__file__).parent / "configs" / "default.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
+
+
+class TaskConfig(_Strict):
+    name: str = "arith"
+    """Registered task name (see `reasonlab.tasks.list_tasks()`)."""
+    knobs: dict[str, Any] = Field(default_factory=dict)
+    """Task knobs passed to `get_task(name, **knobs)`, e.g. n_operands, digits, operators."""
+
+
+class TracesConfig(_Strict):
+    answer_only: float = Field(0.0, ge=0)
+    """Fraction of corpus solutions written as the answer line only (a shortcut)."""
+    steps: float = Field(1.0, ge=0)
+    """Fraction written step by step."""
+    backtrack: float = Field(0.0, ge=0)
+    """Fraction written step by step with self-checks and a retracted wrong step now and then."""
+    error_rate: float = Field(0.2, ge=0, le=1)
+    """In backtrack traces, the chance that a step is first written wrong, checked and redone."""
+
+
+class ModelConfig(_Strict):
+    d_model: int = Field(128, gt=0)
+    """Width of the residual stream."""
+    n_layers: int = Field(4, gt=0)
+    """Number of transformer blocks."""
+    n_heads: int = Field(4, gt=0)
+    """Attention heads per block (d_model must divide evenly)."""
+    d_ff: int | None = Field(None, gt=0)
+    """Hidden width of the MLP; None means 4 x d_model."""
+    max_seq_len: int = Field(128, gt=0)
+    """Longest sequence (prompt + completion) the model is built for."""
+
+
+class PretrainConfig(_Strict):
+    token_budget: int = Field(3_000_000, gt=0)
+    """Total tokens trained on (steps = budget / (batch_size x seq_len))."""
+    batch_size: int = Field(32, gt=0)
+    """Sequences per optimizer step."""
+    seq_len: int = Field(128, gt=0)
+    """Tokens per packed training sequence (documents are concatenated, each starting with BOS)."""
+    lr: float = Field(3e-3, gt=0)
+    """Peak learning rate (AdamW)."""
+    min_lr_ratio: float = Field(0.1, ge=0, le=1)
+    """Final learning rate of the cosine schedule, as a fraction of the peak."""
+    warmup_steps: int = Field(50, ge=0)
+    """Linear warm-up steps before the cosine decay."""
+    weight_decay: float = Field(0.1, ge=0)
+    """AdamW weight decay (not applied to norms and embeddings)."""
+    grad_clip: float = Field(1.0, gt=0)
+    """Global gradient-norm clip."""
+    loss_on_prompt: bool = False
+    """Also train on prompt tokens; by default only the solution (and EOS) is learned."""
+    corpus_docs: int = Field(100_000, gt=0)
+    """Distinct training documents generated; the budget cycles through them."""
+    eval_every: int = Field(100, gt=0)
+    """Steps between held-out loss evaluations."""
+    checkpoint_every: int = Field(100, gt=0)
+    """Steps between checkpoints (written atomically; a rerun resumes from the last)."""
+
+
+class EvalConfig(_Strict):
+    n_problems: int = Field(200, gt=0)
+    """Test problems per difficulty level."""
+    n_samples: int = Field(64, gt=0)
+    """Samples per problem; pass@k is reported for k = 1..n_samples."""
+    temperature: float = Field(1.0, ge=0)
+    """Sampling temperature (0 = greedy)."""
+    top_p: float = Field(1.0, gt=0, le=1)
+    """Nucleus sampling threshold."""
+    max_new_tokens: int = Field(64, gt=0)
+    """Longest completion; longer ones are cut and judged as they are."""
+    levels: list[int] = Field(default_factory=list)
+    """Extra difficulty levels to evaluate besides the task's own (for the breakdown)."""
+    level_problems: int = Field(100, gt=0)
+    """Test problems per extra difficulty level."""
+    level_samples: int = Field(16, gt=0)
+    """Samples per problem at the extra difficulty levels."""
+    batch_size: int = Field(256, gt=0)
+    """Sequences generated at once."""
+
+
+class TrackingConfig(_Strict):
+    tensorboard: bool = False
+    """Also write TensorBoard event files (needs the `tensorboard` package)."""
+
+
+class RunConfig(_Strict):
+    name: str = "default"
+    """Run name (the default output folder is runs/<name>)."""
+    seed: int = 0
+    """Seed for data generation, initialisation, training and sampling."""
+    task: TaskConfig = Field(default_factory=TaskConfig)
+    traces: TracesConfig = Field(default_factory=TracesConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Read a YAML config (the embedded default when `path` is None) and apply dotted overrides."""
+    path = Path(path) if path is not None else DEFAULT_CONFIG
+    raw = _read_yaml(path)
+    for item in overrides:
+        _apply_override(raw, item)
+    return _validate(raw, source=str(path))
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "config") -> RunConfig:
+    return _validate(raw, source)
+
+
+def dump_config(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"malformed YAML in {path}{where}: {getattr(err, 'problem', err)}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config {path} must be a mapping of fields, got {type(raw).__name__}")
+    return raw
+
+
+def _apply_override(raw: dict[str, Any], item: str) -> None:
+    """`a.b.c=value`: value parsed as YAML (numbers, booleans, lists); the path must name a field."""
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects key=value, got {item!r}")
+    parts = key.strip().split(".")
+    _check_path(parts, item)
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise ConfigError(f"--set {key}: cannot parse value {text!r}") from None
+    node = raw
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
+
+
+def _check_path(parts: list[str], item: str) -> None:
+    """Reject an override whose dotted path is not a config field (free-form dicts end the check)."""
+    model: type[BaseModel] | None = RunConfig
+    for i, part in enumerate(parts):
+        if model is None:
+            return
+        field = model.model_fields.get(part)
+        if field is None:
+            prefix = ".".join(parts[:i]) or "config"
+            known = ", ".join(model.model_fields)
+            raise ConfigError(f"unknown --set key {'.'.join(parts[: i + 1])!r} ({prefix} has: {known})")
+        ann = field.annotation
+        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+        if model is None and i < len(parts) - 1 and not _is_free_dict(ann):
+            raise ConfigError(f"unknown --set key {item.partition('=')[0]!r}: {part} has no sub-fields")
+
+
+def _is_free_dict(ann: Any) -> bool:
+    return getattr(ann, "__origin__", None) is dict
+
+
+def _validate(raw: dict[str, Any], source: str) -> RunConfig:
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"]) or "config"
+        msg = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
+        raise ConfigError(f"{source}: {loc}: {msg}") from None
+

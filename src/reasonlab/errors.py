@@ -1,0 +1,21 @@
+"""User-facing errors. The CLI prints their message as one line and exits with code 2.
+
+Raise these for bad input (unknown task or knob, malformed config or data file, missing or corrupt
+checkpoint, an output folder holding another run); the message names the field or file.
+"""
+
+
+class ReasonlabError(Exception):
+    """Bad input: the message is shown to the user as it is, on one line."""
+
+
+class ConfigError(ReasonlabError):
+    """An unknown or invalid config field, YAML file or `--set` override."""
+
+
+class CheckpointError(ReasonlabError):
+    """A missing, corrupt or incompatible checkpoint."""
+
+
+class RunFolderError(ReasonlabError):
+    """An output folder that already holds a different run."""

@@ -1,0 +1,130 @@
+"""Saving and loading policies: `model.safetensors` + `config.json`, each written atomically.
+
+config.json holds {"kind": "tiny", "model": <TransformerConfig>, "tokenizer": <tokenizer dict>};
+the kind picks the loader (`register_loader` adds one, e.g. for a Hugging Face policy). Each file
+is written to a temporary name in the same folder and moved into place with `os.replace`, so a
+crash never leaves a half-written file (weights are replaced before the config; a crash between
+the two leaves new weights with the old config, which then fail to load loudly if shapes differ).
+Every failure to load is a `CheckpointError` whose one-line message names the file. Usage:
+
+    save_policy(policy, "runs/demo/base"); policy = load_policy("runs/demo/base")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from pydantic import ValidationError
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from reasonlab.errors import CheckpointError
+from reasonlab.models.base import Policy
+from reasonlab.models.tokenizer import CharTokenizer
+from reasonlab.models.transformer import TinyPolicy, Transformer, TransformerConfig
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+
+Loader = Callable[[Path, dict[str, Any]], Policy]
+_LOADERS: dict[str, Loader] = {}
+
+
+def register_loader(kind: str, loader: Loader) -> None:
+    """Teach `load_policy` a new checkpoint kind: `loader(folder, config_dict) -> Policy`."""
+    _LOADERS[kind] = loader
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return " ".join(text.split()) if text else type(err).__name__
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call `write(tmp)` on a temporary path next to `path`, then move it over `path`."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def save_policy(policy: TinyPolicy, directory: str | Path) -> None:
+    """Write `policy` to `directory` (created if needed) as model.safetensors + config.json."""
+    if not isinstance(policy, TinyPolicy):
+        raise TypeError(f"save_policy handles TinyPolicy; {type(policy).__name__} must save itself")
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in policy.module.state_dict().items()}
+    meta = {"kind": TinyPolicy.kind, "model": policy.config.model_dump(), "tokenizer": policy.tokenizer.to_dict()}
+    atomic_write(d / WEIGHTS, lambda p: save_file(tensors, str(p), metadata={"kind": TinyPolicy.kind}))
+    atomic_write(d / CONFIG, lambda p: p.write_text(json.dumps(meta, indent=2) + "\n"))
+
+
+def read_config(directory: str | Path) -> tuple[Path, dict[str, Any]]:
+    """The checkpoint folder and its parsed config.json, or a CheckpointError naming what is wrong."""
+    d = Path(directory)
+    if not d.is_dir():
+        raise CheckpointError(f"checkpoint folder not found: {d}")
+    path = d / CONFIG
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint config missing: {path}")
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as e:
+        raise CheckpointError(f"corrupt checkpoint config {path}: {_one_line(e)}") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"corrupt checkpoint config {path}: expected a JSON object")
+    return d, meta
+
+
+def load_policy(directory: str | Path, device: str | torch.device = "cpu") -> Policy:
+    """Load the policy saved in `directory`; raises CheckpointError if it is missing or corrupt."""
+    d, meta = read_config(directory)
+    kind = meta.get("kind")
+    loader = _LOADERS.get(kind) if isinstance(kind, str) else None
+    if loader is None:
+        known = ", ".join(sorted(_LOADERS))
+        raise CheckpointError(f"unknown checkpoint kind {kind!r} in {d / CONFIG} (known: {known})")
+    policy = loader(d, meta)
+    policy.module.to(device)
+    return policy
+
+
+def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint weights missing: {path}")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"corrupt checkpoint weights {path}: {_one_line(e)}") from None
+
+
+def _load_tiny(d: Path, meta: dict[str, Any]) -> TinyPolicy:
+    cfg_path = d / CONFIG
+    try:
+        config = TransformerConfig.model_validate(meta.get("model"))
+        tokenizer = CharTokenizer.from_dict(meta.get("tokenizer"))  # type: ignore[arg-type]
+    except (ValidationError, ValueError) as e:
+        raise CheckpointError(f"invalid checkpoint config {cfg_path}: {_one_line(e)}") from None
+    if tokenizer.vocab_size > config.vocab_size:
+        raise CheckpointError(f"invalid checkpoint config {cfg_path}: tokenizer larger than model vocab")
+    tensors = _load_tensors(d / WEIGHTS)
+    with torch.device("meta"):
+        module = Transformer(config)
+    try:
+        module.load_state_dict(tensors, strict=True, assign=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"checkpoint weights {d / WEIGHTS} do not fit {cfg_path}: {_one_line(e)}") from None
+    return TinyPolicy(module.float(), tokenizer)
+
+
+register_loader(TinyPolicy.kind, _load_tiny)

@@ -1,0 +1,186 @@
+"""The main job behind `reasonlab run`: one run folder, its stages in order, each resumable.
+
+Stages: pretrain the base (resumes from its last checkpoint) -> evaluate the base on the test split
+(pass@k, maj@k, greedy accuracy, breakdown by difficulty) -> summary.json -> report. A stage whose
+output already exists in the folder is not redone, so rerunning after a crash continues the run.
+A folder that holds a run with a different config is refused, never overwritten. Usage:
+
+    reasonlab run --config configs/default.yaml --out runs/demo --set pretrain.token_budget=1000000
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from reasonlab.config import RunConfig, dump_config
+from reasonlab.errors import ConfigError, RunFolderError
+from reasonlab.evaluate.runner import SamplingParams, evaluate_policy
+from reasonlab.models import load_policy
+from reasonlab.tasks import Task, get_task
+
+Progress = Callable[[str], None]
+
+
+def validate(cfg: RunConfig) -> None:
+    """Fail fast on a config that cannot run (unknown task or knob, bad mixture), before any write."""
+    from reasonlab.traces import Mixture
+
+    task = get_task(cfg.task.name, **cfg.task.knobs)
+    mixture = Mixture({"answer_only": cfg.traces.answer_only, "steps": cfg.traces.steps,
+                       "backtrack": cfg.traces.backtrack})
+    mixture.validate_for(task)
+    if cfg.model.d_model % cfg.model.n_heads:
+        raise ConfigError(f"model.n_heads: {cfg.model.n_heads} does not divide model.d_model ({cfg.model.d_model})")
+
+
+def prepare_run_dir(run_dir: Path, cfg: RunConfig) -> None:
+    """Validate, then create the folder and write config.yaml, or check that it holds this same run."""
+    validate(cfg)
+    path = run_dir / "config.yaml"
+    text = dump_config(cfg)
+    if path.is_file():
+        old = yaml.safe_load(path.read_text()) or {}
+        new = yaml.safe_load(text)
+        if old != new:
+            field = _first_difference(old, new) or "config"
+            raise RunFolderError(
+                f"{run_dir} already holds a different run ({field} differs); choose another --out or remove it"
+            )
+        return
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise RunFolderError(f"{run_dir} is not empty and holds no reasonlab run; choose another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, text)
+
+
+def run_main_job(cfg: RunConfig, run_dir: Path, say: Progress = lambda msg: None,
+                 on_pretrain_step: Callable[[int, int, dict[str, float]], None] | None = None) -> dict[str, Any]:
+    """Run every stage of the main job in `run_dir` and return the summary."""
+    from reasonlab.pretrain import pretrain
+    from reasonlab.report import write_report
+
+    prepare_run_dir(run_dir, cfg)
+    t0 = time.perf_counter()
+    say("pretraining the base model")
+    t = time.perf_counter()
+    pretrain(cfg, run_dir, on_step=on_pretrain_step)
+    pretrain_s = time.perf_counter() - t
+    policy = load_policy(run_dir / "base")
+    say("evaluating the base model")
+    t = time.perf_counter()
+    base_eval = evaluate_stage(policy, cfg, run_dir, "base")
+    eval_s = time.perf_counter() - t
+    summary = {
+        **_prefixed("base", base_eval),
+        "base/loss": _last_metric(run_dir / "metrics.jsonl", "eval/loss"),
+        "base/train_loss": _last_metric(run_dir / "metrics.jsonl", "train/loss"),
+        "model/params": policy.num_parameters(),
+        "time/pretrain_s": round(pretrain_s, 1),
+        "time/eval_s": round(eval_s, 1),
+        "time/total_s": round(time.perf_counter() - t0, 1),
+        "resources/peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+    write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    say("writing the report")
+    write_report(run_dir)
+    return summary
+
+
+def evaluate_stage(policy: Any, cfg: RunConfig, run_dir: Path, name: str) -> dict[str, Any]:
+    """Evaluate `policy` as cfg.eval says; results go to eval/<name>*.json (reused if present)."""
+    ec = cfg.eval
+    task = get_task(cfg.task.name, **cfg.task.knobs)
+    sampled = _cached(run_dir / "eval" / f"{name}.json", lambda: evaluate_policy(
+        policy, task, task.sample("test", ec.n_problems, cfg.seed + 1),
+        _params(ec, n=ec.n_samples, seed=cfg.seed, temperature=ec.temperature)))
+    greedy = _cached(run_dir / "eval" / f"{name}_greedy.json", lambda: evaluate_policy(
+        policy, task, task.sample("test", ec.n_problems, cfg.seed + 1),
+        _params(ec, n=1, seed=cfg.seed, temperature=0.0)))
+    levels = {}
+    for level in ec.levels:
+        level_task = _task_at_level(cfg, task, level)
+        levels[level] = _cached(run_dir / "eval" / f"{name}_level{level}.json", lambda: evaluate_policy(
+            policy, level_task, level_task.sample("test", ec.level_problems, cfg.seed + 1),
+            _params(ec, n=ec.level_samples, seed=cfg.seed, temperature=ec.temperature)))
+    return {"sampled": sampled, "greedy": greedy, "levels": levels}
+
+
+def _prefixed(prefix: str, stage: dict[str, Any]) -> dict[str, Any]:
+    """Flatten an evaluate_stage result into summary keys like base/pass@1, base/d4/pass@1."""
+    s = stage["sampled"]["summary"]
+    n = stage["sampled"]["n_samples"]
+    keys = sorted({k for k in s if k.startswith("maj@")} | {f"pass@{k}" for k in _powers(n)}, key=_metric_order)
+    out = {f"{prefix}/{k}": round(s[k], 4) for k in keys}
+    for k in ("malformed_rate", "process_valid_rate", "mean_length", "truncated_rate"):
+        out[f"{prefix}/{k}"] = round(s[k], 4)
+    out[f"{prefix}/greedy_pass@1"] = round(stage["greedy"]["summary"]["pass@1"], 4)
+    for level, result in stage["levels"].items():
+        ls = result["summary"]
+        out[f"{prefix}/d{level}/pass@1"] = round(ls["pass@1"], 4)
+        out[f"{prefix}/d{level}/pass@{result['n_samples']}"] = round(ls[f"pass@{result['n_samples']}"], 4)
+    return out
+
+
+def _task_at_level(cfg: RunConfig, task: Task, level: int) -> Task:
+    knob = task.difficulty_knob
+    if knob is None:
+        raise ConfigError(f"eval.levels: task {cfg.task.name!r} has no difficulty knob")
+    return get_task(cfg.task.name, **{**cfg.task.knobs, knob: level})
+
+
+def _params(ec: Any, n: int, seed: int, temperature: float) -> SamplingParams:
+    return SamplingParams(n=n, seed=seed, temperature=temperature, top_p=ec.top_p,
+                          max_new_tokens=ec.max_new_tokens, batch_size=ec.batch_size)
+
+
+def _cached(path: Path, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    if path.is_file():
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError:
+            pass  # a torn file from a crash: recompute
+    result = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps(result) + "\n")
+    return result
+
+
+def _last_metric(path: Path, key: str) -> float | None:
+    from reasonlab.tracking import read_metrics
+
+    values = [r[key] for r in read_metrics(path) if key in r]
+    return round(values[-1], 4) if values else None
+
+
+def _powers(n: int) -> list[int]:
+    ks = [k for k in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024) if k <= n]
+    return ks + ([n] if n not in ks else [])
+
+
+def _metric_order(key: str) -> tuple[str, int]:
+    name, _, k = key.partition("@")
+    return name, int(k)
+
+
+def _first_difference(old: Any, new: Any, path: str = "") -> str | None:
+    if isinstance(old, dict) and isinstance(new, dict):
+        for k in list(old) + [k for k in new if k not in old]:
+            found = _first_difference(old.get(k), new.get(k), f"{path}.{k}" if path else str(k))
+            if found:
+                return found
+        return None
+    return None if old == new else path
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

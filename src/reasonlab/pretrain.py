@@ -1,0 +1,165 @@
+"""Pretraining a base model: next-token training on a generated task corpus with a token budget.
+
+The corpus is a mixture of trace styles (answer-only, step-by-step, with checks and backtracking),
+rendered from the task's train split, tokenized as `<bos> prompt solution <eos>` and packed into one
+stream. Each step reads `batch_size` random windows of `seq_len + 1` tokens; which windows is a pure
+function of (seed, step), so a resumed run sees exactly the batches an uninterrupted one would.
+By default the loss covers solution tokens only (the prompts are random numbers that no model can
+predict); `loss_on_prompt` restores plain language-model training. AdamW, linear warm-up then
+cosine decay, global gradient clipping. Departs from nanoGPT's train.py only in the packing of
+short documents and the loss mask. Usage:
+
+    reasonlab pretrain --config configs/default.yaml --out runs/base
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from reasonlab.checkpointing import TrainState, latest_state, save_state
+from reasonlab.config import RunConfig
+from reasonlab.models import CharTokenizer, TinyPolicy, TransformerConfig, save_policy
+from reasonlab.tasks import Task, get_task
+from reasonlab.tracking import MetricsLogger, truncate_after
+from reasonlab.traces import Mixture, render
+
+
+@dataclass(frozen=True)
+class TokenStream:
+    """A packed corpus: token ids and a 0/1 mask of the positions whose next token is learned."""
+
+    ids: np.ndarray  # (N,) int64
+    learn: np.ndarray  # (N,) bool, learn[i] == predict ids[i] from ids[:i]
+
+
+def build_stream(task: Task, cfg: RunConfig, split: str, n_docs: int, seed: int, tok: CharTokenizer,
+                 distinct: bool = True) -> TokenStream:
+    """Render `n_docs` solutions of `split` problems in the configured trace mixture and pack them."""
+    mix = Mixture({"answer_only": cfg.traces.answer_only, "steps": cfg.traces.steps, "backtrack": cfg.traces.backtrack})
+    rng = random.Random(seed)
+    ids: list[int] = []
+    learn: list[bool] = []
+    for problem in task.sample(split, n_docs, seed, distinct=distinct):
+        solution = render(task, problem, mix.choose(rng), rng, error_rate=cfg.traces.error_rate)
+        prompt_ids = [tok.bos_id] + tok.encode(problem.prompt)
+        solution_ids = tok.encode(solution) + [tok.eos_id]
+        ids += prompt_ids + solution_ids
+        learn += [cfg.pretrain.loss_on_prompt] * len(prompt_ids) + [True] * len(solution_ids)
+    learn[0] = False
+    return TokenStream(np.asarray(ids, dtype=np.int64), np.asarray(learn, dtype=bool))
+
+
+def get_batch(stream: TokenStream, batch_size: int, seq_len: int, seed: int, step: int) -> tuple[torch.Tensor, ...]:
+    """Random windows: inputs (B, T), targets (B, T), loss weights (B, T); a pure function of (seed, step)."""
+    rng = np.random.default_rng([seed, step])
+    starts = rng.integers(0, len(stream.ids) - seq_len - 1, size=batch_size)
+    idx = starts[:, None] + np.arange(seq_len + 1)[None, :]  # (B, T+1)
+    window = torch.from_numpy(stream.ids[idx])
+    weight = torch.from_numpy(stream.learn[idx[:, 1:]]).float()
+    return window[:, :-1], window[:, 1:], weight
+
+
+def masked_loss(logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over learned positions. logits (B, T, V), targets (B, T), weight (B, T)."""
+    nll = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none")  # (B*T,)
+    w = weight.flatten()
+    return (nll * w).sum() / w.sum().clamp(min=1.0)
+
+
+def lr_at(step: int, total: int, peak: float, warmup: int, min_ratio: float) -> float:
+    """Linear warm-up to `peak`, then cosine decay to `min_ratio * peak` at `total`."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (norms and embeddings are not decayed)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (decay if p.ndim >= 2 and "emb" not in name else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), fused=False)
+
+
+def total_steps(cfg: RunConfig) -> int:
+    return max(1, cfg.pretrain.token_budget // (cfg.pretrain.batch_size * cfg.pretrain.seq_len))
+
+
+def pretrain(
+    cfg: RunConfig, run_dir: Path, on_step: Callable[[int, int, dict[str, float]], None] | None = None
+) -> TinyPolicy:
+    """Train a base model as `cfg` says, in `run_dir`; resumes from its last checkpoint if there is one."""
+    pc = cfg.pretrain
+    task = get_task(cfg.task.name, **cfg.task.knobs)
+    tok = CharTokenizer()
+    model_cfg = TransformerConfig(vocab_size=tok.vocab_size, **cfg.model.model_dump())
+    policy = TinyPolicy.create(model_cfg, seed=cfg.seed)
+    module = policy.module
+    opt = make_optimizer(module, pc.lr, pc.weight_decay)
+    ckpt_dir = run_dir / "checkpoints" / "pretrain"
+    resumed = latest_state(ckpt_dir, module, opt)
+    start = resumed[0].step if resumed else 0
+    metrics_path = run_dir / "metrics.jsonl"
+    truncate_after(metrics_path, start, prefix="train/")
+    truncate_after(metrics_path, start, prefix="eval/")
+
+    train = build_stream(task, cfg, "train", pc.corpus_docs, cfg.seed, tok)
+    held_out = build_stream(task, cfg, "test", max(64, pc.corpus_docs // 50), cfg.seed + 1, tok, distinct=False)
+    steps = total_steps(cfg)
+    tokens_per_step = pc.batch_size * pc.seq_len
+    module.train()
+    with MetricsLogger(metrics_path, run_dir / "tb" if cfg.tracking.tensorboard else None) as log:
+        t_last, window_steps = time.perf_counter(), 0
+        for step in range(start, steps):
+            lr = lr_at(step, steps, pc.lr, pc.warmup_steps, pc.min_lr_ratio)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            x, y, w = get_batch(train, pc.batch_size, pc.seq_len, cfg.seed, step)
+            loss = masked_loss(policy.logits(x), y, w)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"pretraining diverged at step {step} (loss {loss.item()})")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(module.parameters(), pc.grad_clip)
+            opt.step()
+            window_steps += 1
+            done = step + 1
+            row = {"train/loss": loss.item(), "train/lr": lr, "train/grad_norm": float(grad_norm)}
+            if done % 10 == 0 or done == steps:
+                now = time.perf_counter()
+                row["train/tokens_per_s"] = window_steps * tokens_per_step / (now - t_last)
+                t_last, window_steps = now, 0
+            if done % pc.eval_every == 0 or done == steps:
+                row["eval/loss"] = held_out_loss(policy, held_out, pc.batch_size, pc.seq_len, cfg.seed)
+                module.train()
+            row["train/tokens"] = done * tokens_per_step
+            log.log(row, step=done)
+            if on_step is not None:
+                on_step(done, steps, row)
+            if done % pc.checkpoint_every == 0 or done == steps:
+                save_state(ckpt_dir, TrainState(step=done), module, opt)
+    module.eval()
+    save_policy(policy, run_dir / "base")
+    return policy
+
+
+@torch.no_grad()
+def held_out_loss(policy: TinyPolicy, stream: TokenStream, batch_size: int, seq_len: int, seed: int) -> float:
+    """Loss on a fixed set of windows of the test-split stream (same windows every time)."""
+    policy.module.eval()
+    losses = []
+    for i in range(4):
+        x, y, w = get_batch(stream, batch_size, seq_len, seed + 10_000, i)
+        losses.append(masked_loss(policy.logits(x), y, w).item())
+    return sum(losses) / len(losses)

@@ -1,0 +1,156 @@
+"""Parse a solution text into step, check and answer lines; shared by the rule-based tasks.
+
+The line grammar (one item per line; whitespace around a line is ignored; blank lines are skipped):
+
+    step    <int><op><int>=<int>     e.g. `37+48=85`, `12-48=-36`; ints are ASCII digits with an
+                                     optional leading '-', op is one of + - * /, spaces allowed
+    check   check: ok | check: wrong refers to the step line immediately before it; `check: wrong`
+                                     retracts that step (a check after a check retracts nothing)
+    answer  answer: <int>            the first line starting with `answer:` (any case) ends the
+                                     solution; everything after it is ignored
+
+Any other non-blank line (prose, a malformed check, a truncated step) is a *junk step*: it counts
+as a step line (it gets an entry in `steps_valid`) and is never valid. An integer with more than
+`MAX_INT_CHARS` digits also makes its line junk, so that `int()` never sees a huge string. Answers
+are compared as canonical strings (`canonical_int`), never converted, so any length is safe.
+
+Usage:
+    from reasonlab.tasks.parsing import parse_solution
+    parse_solution("37+48=85\\ncheck: ok\\nanswer: 85\\n")
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from reasonlab.types import Outcome, Verdict
+
+MAX_INT_CHARS = 1000  # longest integer a step may hold; every built-in task stays far below it
+
+_INT = r"(-?[0-9]+)"
+_EQUATION = re.compile(rf"{_INT}\s*([-+*/])\s*{_INT}\s*=\s*{_INT}", re.ASCII)
+_CANONICAL = re.compile(r"([-+]?)0*([0-9]+)", re.ASCII)
+_CHECK = re.compile(r"check:\s*(ok|wrong)", re.ASCII | re.IGNORECASE)
+_MAX_LINE = 4 * MAX_INT_CHARS + 64  # longer lines cannot be steps; skip the regex on them
+
+
+@dataclass(frozen=True)
+class Equation:
+    """A parsed step `left op right = result` (the claim, not necessarily true)."""
+
+    left: int
+    op: str
+    right: int
+    result: int
+
+
+@dataclass(frozen=True)
+class StepLine:
+    """One step line: its equation (None for a junk line) and whether a check retracted it."""
+
+    equation: Equation | None
+    retracted: bool
+
+
+@dataclass(frozen=True)
+class Solution:
+    """A parsed solution text: step lines in order, number of check lines, the answer if any.
+
+    `answer` is the canonical integer string of the first answer line, or None when there is no
+    answer line or its value is not an integer (both make the output malformed).
+    """
+
+    steps: tuple[StepLine, ...]
+    checks: int
+    answer: str | None
+
+
+def canonical_int(text: str) -> str | None:
+    """`' +007 '` -> `'7'`, `'-0'` -> `'0'`; None unless `text` is an ASCII integer."""
+    match = _CANONICAL.fullmatch(text.strip())
+    if match is None:
+        return None
+    sign, digits = match.groups()
+    return digits if sign != "-" or digits == "0" else "-" + digits
+
+
+def format_equation(left: int, op: str, right: int, result: int) -> str:
+    """The canonical step line, e.g. `format_equation(12, "-", 48, -36) == "12-48=-36"`."""
+    return f"{left}{op}{right}={result}"
+
+
+def parse_equation(line: str) -> Equation | None:
+    """Parse one step line; None if it is not `<int><op><int>=<int>` with bounded integers."""
+    if len(line) > _MAX_LINE:
+        return None
+    match = _EQUATION.fullmatch(line)
+    if match is None:
+        return None
+    left, op, right, result = match.groups()
+    if max(len(left), len(right), len(result)) > MAX_INT_CHARS + 1:
+        return None
+    return Equation(int(left), op, int(right), int(result))
+
+
+def evaluate(left: int, op: str, right: int) -> int | None:
+    """`left op right`, or None for division that is not exact (or by zero)."""
+    if op == "+":
+        return left + right
+    if op == "-":
+        return left - right
+    if op == "*":
+        return left * right
+    if op == "/" and right != 0 and left % right == 0:
+        return left // right
+    return None
+
+
+def parse_solution(text: str) -> Solution:
+    """Split `text` into step lines, check lines and the first answer line (total: never raises)."""
+    if not isinstance(text, str):
+        return Solution(steps=(), checks=0, answer=None)
+    equations: list[Equation | None] = []
+    retracted: list[bool] = []
+    checks = 0
+    answer: str | None = None
+    after_step = False  # is the previous non-blank line a step line?
+    for raw in text.split("\n"):
+        line = raw.strip()
+        if not line:
+            continue
+        if line[:7].lower() == "answer:":
+            answer = canonical_int(line[7:])
+            break
+        check = _CHECK.fullmatch(line) if len(line) < 64 else None
+        if check is not None:
+            checks += 1
+            if after_step and check.group(1).lower() == "wrong":
+                retracted[-1] = True
+            after_step = False
+            continue
+        equations.append(parse_equation(line))
+        retracted.append(False)
+        after_step = True
+    steps = tuple(StepLine(eq, r) for eq, r in zip(equations, retracted))
+    return Solution(steps=steps, checks=checks, answer=answer)
+
+
+def first_error(steps: tuple[StepLine, ...], valid: list[bool]) -> int:
+    """Index of the earliest invalid step that was not retracted, or -1."""
+    for index, (step, ok) in enumerate(zip(steps, valid)):
+        if not ok and not step.retracted:
+            return index
+    return -1
+
+
+def make_verdict(solution: Solution, valid: list[bool], outcome: Outcome) -> Verdict:
+    """Assemble a Verdict; step fields are filled even for malformed outputs."""
+    return Verdict(
+        outcome=outcome,
+        answer=solution.answer,
+        steps_valid=tuple(valid),
+        first_error=first_error(solution.steps, valid),
+        checks=solution.checks,
+        backtracks=sum(step.retracted for step in solution.steps),
+    )

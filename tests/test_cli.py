@@ -1,0 +1,114 @@
+"""The `reasonlab` command end to end, as a user runs it: the main job on a tiny budget, resume,
+and the one-line errors (exit code 2, no traceback, nothing overwritten) for bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TINY = ["--set", "pretrain.token_budget=40000", "--set", "pretrain.batch_size=8", "--set", "pretrain.seq_len=64",
+        "--set", "pretrain.eval_every=20", "--set", "pretrain.checkpoint_every=20", "--set", "pretrain.corpus_docs=2000",
+        "--set", "model.d_model=32", "--set", "model.n_layers=1", "--set", "model.n_heads=2",
+        "--set", "eval.n_problems=6", "--set", "eval.n_samples=4", "--set", "eval.levels=[2]",
+        "--set", "eval.level_problems=4", "--set", "eval.level_samples=2"]
+
+
+def reasonlab(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "reasonlab.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=300)
+
+
+def assert_one_line_error(proc, *fragments):
+    assert proc.returncode == 2, proc.stderr + proc.stdout
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    proc = reasonlab("run", "--out", str(out), *TINY)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    return out
+
+
+def test_run_writes_the_run_folder(tiny_run):
+    summary = json.loads((tiny_run / "summary.json").read_text())
+    for key in ("base/pass@1", "base/pass@4", "base/maj@4", "base/loss", "base/greedy_pass@1", "base/d2/pass@1",
+                "model/params", "time/total_s"):
+        assert key in summary, key
+    assert 0.0 <= summary["base/pass@1"] <= summary["base/pass@4"] <= 1.0
+    for name in ("config.yaml", "metrics.jsonl", "report.md", "report.html", "plots/passk.png", "plots/loss.png",
+                 "eval/base.json", "base/model.safetensors", "base/config.json"):
+        assert (tiny_run / name).is_file(), name
+    assert "plots/passk.png" in (tiny_run / "report.md").read_text()
+    steps = [json.loads(line)["step"] for line in (tiny_run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and steps[-1] == 40000 // (8 * 64)
+
+
+def test_rerun_resumes_without_redoing(tiny_run):
+    before = (tiny_run / "eval" / "base.json").read_text()
+    proc = reasonlab("run", "--out", str(tiny_run), *TINY)
+    assert proc.returncode == 0, proc.stderr
+    assert (tiny_run / "eval" / "base.json").read_text() == before
+
+
+def test_different_run_in_same_folder_is_refused(tiny_run):
+    before = (tiny_run / "config.yaml").read_text()
+    proc = reasonlab("run", "--out", str(tiny_run), *TINY, "--set", "pretrain.lr=0.001")
+    assert_one_line_error(proc, "already holds a different run", "pretrain.lr")
+    assert (tiny_run / "config.yaml").read_text() == before
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["--set", "task.name=nosuch"], ["unknown task", "nosuch"]),
+        (["--set", "task.knobs.wings=2"], ["unknown knob", "wings"]),
+        (["--set", "pretrain.token_budgt=5"], ["pretrain.token_budgt"]),
+        (["--set", "traces.steps=-1"], ["traces.steps"]),
+        (["--set", "model.n_heads=3"], ["model.n_heads"]),
+    ],
+)
+def test_bad_config_is_one_line_and_writes_nothing(tmp_path, args, fragments):
+    out = tmp_path / "r"
+    assert_one_line_error(reasonlab("run", "--out", str(out), *args), *fragments)
+    assert not out.exists()
+
+
+def test_malformed_yaml(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("task: {name: arith\n")
+    assert_one_line_error(reasonlab("run", "--config", str(bad), "--out", str(tmp_path / "r")), str(bad))
+
+
+def test_eval_missing_and_corrupt_checkpoint(tmp_path, tiny_run):
+    assert_one_line_error(reasonlab("eval", "--model", str(tmp_path / "nothing"), "--task", "arith"), "nothing")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text((tiny_run / "base" / "config.json").read_text())
+    (broken / "model.safetensors").write_bytes((tiny_run / "base" / "model.safetensors").read_bytes()[:100])
+    assert_one_line_error(reasonlab("eval", "--model", str(broken), "--task", "arith"), "model.safetensors")
+
+
+def test_eval_on_a_run_folder(tiny_run, tmp_path):
+    out = tmp_path / "e.json"
+    proc = reasonlab("eval", "--model", str(tiny_run), "-n", "3", "--problems", "5", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert result["n_problems"] == 5 and len(result["problems"]) == 5
+    assert_one_line_error(reasonlab("eval", "--model", str(tiny_run), "--out", str(out)), "already exists")
+
+
+def test_corrupt_resume_state_is_one_line(tmp_path):
+    out = tmp_path / "r"
+    proc = reasonlab("pretrain", "--out", str(out), *TINY[:12])
+    assert proc.returncode == 0, proc.stderr
+    latest = out / "checkpoints" / "pretrain" / (out / "checkpoints" / "pretrain" / "latest").read_text().strip()
+    (latest / "state.pt").write_bytes(b"not a checkpoint")
+    assert_one_line_error(reasonlab("pretrain", "--out", str(out), *TINY[:12]), "state.pt")
