@@ -110,7 +110,7 @@ def _level_results(run_dir: Path) -> dict[str, dict[int, float]]:
 def _samples(result: dict[str, Any] | None, count: int = 4) -> list[dict[str, Any]]:
     if not result:
         return []
-    return [{"prompt": p["prompt"], "answer": p["answer"], **p["samples"][0]}
+    return [{"prompt": p["prompt"], "reference": p["answer"], **p["samples"][0]}
             for p in result["problems"][:count] if p["samples"]]
 
 
@@ -122,7 +122,7 @@ def _markdown(title: str, summary: dict[str, Any], figures: list[tuple[str, Path
     if samples:
         lines += ["", "## Sampled solutions of the base model", ""]
         for s in samples:
-            lines += [f"Prompt `{s['prompt'].strip()}` (answer {s['answer']}): **{s['outcome']}**, "
+            lines += [f"Prompt `{s['prompt'].strip()}` (reference {s['reference']}): **{s['outcome']}**, "
                       f"first wrong step {s['first_error']}", "", "```", s["text"].rstrip(), "```", ""]
     return "\n".join(lines) + "\n"
 
@@ -132,7 +132,7 @@ def _html(title: str, summary: dict[str, Any], figures: list[tuple[str, Path]], 
     rows = "".join(f"<tr><td>{esc(str(k))}</td><td>{esc(str(v))}</td></tr>" for k, v in summary.items())
     figs = "".join(f"<h2>{esc(c)}</h2><img src='plots/{esc(p.name)}' alt='{esc(c)}'>" for c, p in figures)
     sample_html = "".join(
-        f"<p>Prompt <code>{esc(s['prompt'].strip())}</code> (answer {esc(str(s['answer']))}): "
+        f"<p>Prompt <code>{esc(s['prompt'].strip())}</code> (reference {esc(str(s['reference']))}): "
         f"<b>{esc(s['outcome'])}</b>, first wrong step {esc(str(s['first_error']))}</p><pre>{esc(s['text'])}</pre>"
         for s in samples)
     if sample_html:

@@ -45,7 +45,8 @@ class Policy(Protocol):
     - `new_cache(batch_size, max_len)`: an opaque cache for at most `max_len` positions.
     - `decode_step(input_ids (B,T_new), attention_mask (B,T_past+T_new), cache) -> (B,T_new,V)`:
       runs the new tokens against the cache and appends them to it (prefill with the whole prompt,
-      then one token per step). Inference only (no autograd).
+      then one token per step). Inference only (no autograd). Logits at padding positions are
+      unspecified. A cache belongs to the weights it was made with: make a new one after an update.
     - `num_parameters()`, `save(dir)` (reload with `reasonlab.models.load_policy(dir)`).
     """
 

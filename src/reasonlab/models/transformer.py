@@ -6,8 +6,10 @@ embeddings by default. Departures from the Llama reference: RoPE rotates interle
 (complex multiplication, as in Meta's original code) rather than Hugging Face's rotate-half layout;
 padding query rows attend to themselves so left-padded batches never produce NaN; the RoPE table
 grows on demand, so positions past `max_seq_len` extrapolate instead of failing.
-The cache holds per-layer (B, H, max_len, Dh) tensors written in place; all rows of a batch share
-one write position (prompts are left-padded), so prefill + decode equals the full forward.
+Decoding (`TinyPolicy.new_cache` + `decode_step`) is tuned for small batches on CPU: per layer one
+(B, 2, H, max_len, Dh) key/value tensor written in place at a position shared by all rows (prompts
+are left-padded), weights snapshotted per cache with the RMSNorm gains folded in, each distinct
+prompt prefilled once and padding skipped in the prefill GEMMs. It equals the full forward to ~1e-6.
 Usage:
 
     policy = TinyPolicy.create(TransformerConfig(vocab_size=100), seed=0)
@@ -17,6 +19,7 @@ Usage:
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from reasonlab.models.tokenizer import CharTokenizer
+
+EPS = 1e-6  # RMSNorm epsilon
 
 
 class TransformerConfig(BaseModel):
@@ -68,27 +73,44 @@ class TransformerConfig(BaseModel):
 
 
 @dataclass
-class KVCache:
-    """Preallocated keys/values: `k[i]`, `v[i]` are layer i's (B, H, max_len, Dh) tensors."""
+class LayerWeights:
+    """One block's matrices laid out (in, out) for `x @ W`. For training they are transposed views of
+    the parameters and the RMSNorm gains are applied separately; for decoding (`folded`) they are
+    contiguous copies with the gains folded in (W diag(g)), which saves ops and speeds up small-batch GEMMs."""
 
-    k: torch.Tensor  # (L, B, H, M, Dh)
-    v: torch.Tensor  # (L, B, H, M, Dh)
+    qkv: torch.Tensor  # (D, 3D)
+    proj: torch.Tensor  # (D, D)
+    gate_up: torch.Tensor  # (D, 2F)
+    down: torch.Tensor  # (F, D)
+    attn_gain: torch.Tensor | None  # (D,), None when folded
+    mlp_gain: torch.Tensor | None  # (D,)
+
+
+@dataclass(eq=False)
+class KVCache:
+    """Preallocated keys/values (`layers[i]`: layer i's (B, 2, H, max_len, Dh)) and a snapshot of the
+    weights to decode with, taken when the cache is made: a cache belongs to one version of the weights."""
+
+    kv: torch.Tensor  # (L, B, 2, H, M, Dh): [:, :, 0] keys, [:, :, 1] values
+    weights: list[LayerWeights]
+    head: torch.Tensor  # (D, V), final norm gain folded in
     length: int = 0  # positions filled so far (the same for every row)
-    layers: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
+    layers: list[torch.Tensor] = field(init=False, repr=False)  # per-layer views of kv
 
     def __post_init__(self) -> None:
-        self.layers = list(zip(self.k.unbind(0), self.v.unbind(0)))
+        self.layers = list(self.kv.unbind(0))
 
     @property
     def max_len(self) -> int:
-        return self.k.shape[3]
+        return self.kv.shape[4]
 
 
 def rope_table(n: int, head_dim: int, theta: float, device: torch.device) -> torch.Tensor:
-    """Unit complex rotations e^{i pos w_j}: (n, Dh/2) complex64."""
+    """Rotations for q, k and (identity) v at each position: (n, 3, Dh/2) complex64."""
     inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64, device=device) / head_dim)
     angles = torch.outer(torch.arange(n, dtype=torch.float64, device=device), inv_freq)  # (n, Dh/2)
-    return torch.polar(torch.ones_like(angles), angles).to(torch.complex64)
+    rot = torch.polar(torch.ones_like(angles), angles)  # (n, Dh/2)
+    return torch.stack([rot, rot, torch.ones_like(rot)], dim=1).to(torch.complex64)
 
 
 def apply_rope(x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
@@ -97,56 +119,76 @@ def apply_rope(x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
     return torch.view_as_real(xc * freqs).flatten(-2).type_as(x)  # (..., Dh)
 
 
-def attention_mask_4d(attention_mask: torch.Tensor, start: int, t_new: int) -> torch.Tensor:
-    """Boolean (B, 1, T_new, S) mask: causal, padded keys hidden, each query always sees itself."""
+def attention_bias(attention_mask: torch.Tensor, start: int, t_new: int) -> torch.Tensor:
+    """Additive (B, 1, T_new, S) mask: causal, padded keys hidden, each query always sees itself."""
     s = start + t_new
     key_ok = attention_mask[:, :s] != 0  # (B, S), a fresh tensor
     if t_new == 1:  # decoding: every past key is causal; the new token sees itself
         key_ok[:, -1] = True
-        return key_ok[:, None, None, :]
-    q_pos = torch.arange(start, s, device=attention_mask.device)[:, None]  # (T, 1)
-    k_pos = torch.arange(s, device=attention_mask.device)[None, :]  # (1, S)
-    return (key_ok[:, None, None, :] & (k_pos <= q_pos)) | (k_pos == q_pos)
+        allowed = key_ok[:, None, None, :]  # (B, 1, 1, S)
+    else:
+        q_pos = torch.arange(start, s, device=attention_mask.device)[:, None]  # (T, 1)
+        k_pos = torch.arange(s, device=attention_mask.device)[None, :]  # (1, S)
+        allowed = (key_ok[:, None, None, :] & (k_pos <= q_pos)) | (k_pos == q_pos)  # (B, 1, T, S)
+    return torch.where(allowed, 0.0, float("-inf"))
 
 
 def positions(attention_mask: torch.Tensor, start: int, t_new: int) -> torch.Tensor:
     """Position of each new token, counting real tokens only: (B, T_new)."""
-    return (attention_mask[:, : start + t_new].cumsum(-1) - 1).clamp_min(0)[:, start:]
+    if t_new == 1:
+        return (attention_mask[:, : start + 1].sum(-1, keepdim=True) - 1).clamp_min_(0)
+    return (attention_mask[:, : start + t_new].cumsum(-1) - 1).clamp_min_(0)[:, start:]
 
 
 class Block(nn.Module):
+    """Parameters of one pre-norm block: attention (fused qkv) + SwiGLU MLP (fused gate/up)."""
+
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
         d = cfg.d_model
-        self.n_heads, self.head_dim = cfg.n_heads, cfg.head_dim
-        self.attn_norm = nn.RMSNorm(d, eps=1e-6)
+        self.attn_norm = nn.RMSNorm(d, eps=EPS)
         self.qkv = nn.Linear(d, 3 * d, bias=False)
         self.proj = nn.Linear(d, d, bias=False)
-        self.mlp_norm = nn.RMSNorm(d, eps=1e-6)
+        self.mlp_norm = nn.RMSNorm(d, eps=EPS)
         self.gate_up = nn.Linear(d, 2 * cfg.d_ff, bias=False)
         self.down = nn.Linear(cfg.d_ff, d, bias=False)
 
-    def forward(
-        self,
-        x: torch.Tensor,  # (B, T, D)
-        freqs: torch.Tensor,  # (B|1, T, 1, 1, Dh/2) complex
-        mask: torch.Tensor | None,  # (B, 1, T, S) bool, or None for plain causal
-        kv: tuple[torch.Tensor, torch.Tensor] | None,  # layer cache, each (B, H, M, Dh)
-        start: int,
-    ) -> torch.Tensor:
-        b, t, d = x.shape
-        h = self.qkv(self.attn_norm(x)).view(b, t, 3, self.n_heads, self.head_dim)  # (B, T, 3, H, Dh)
-        qk = apply_rope(h[:, :, :2], freqs)  # (B, T, 2, H, Dh)
-        q, k, v = qk[:, :, 0].transpose(1, 2), qk[:, :, 1].transpose(1, 2), h[:, :, 2].transpose(1, 2)
-        if kv is not None:
-            k_cache, v_cache = kv
-            k_cache[:, :, start : start + t] = k
-            v_cache[:, :, start : start + t] = v
-            k, v = k_cache[:, :, : start + t], v_cache[:, :, : start + t]  # (B, H, S, Dh)
-        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None)  # (B, H, T, Dh)
-        x = x + self.proj(a.transpose(1, 2).reshape(b, t, d))
-        gate, up = self.gate_up(self.mlp_norm(x)).chunk(2, dim=-1)  # (B, T, F) each
-        return x + self.down(F.silu(gate) * up)
+    def weights(self, folded: bool = False) -> LayerWeights:
+        if not folded:
+            return LayerWeights(self.qkv.weight.t(), self.proj.weight.t(), self.gate_up.weight.t(),
+                                self.down.weight.t(), self.attn_norm.weight, self.mlp_norm.weight)
+        with torch.no_grad():
+            return LayerWeights((self.qkv.weight * self.attn_norm.weight).t().contiguous(),
+                                self.proj.weight.t().contiguous(),
+                                (self.gate_up.weight * self.mlp_norm.weight).t().contiguous(),
+                                self.down.weight.t().contiguous(), None, None)
+
+
+def block_forward(
+    x: torch.Tensor,  # (B*T, D)
+    w: LayerWeights,
+    shape: tuple[int, int, int],  # (B, T, H)
+    freqs: torch.Tensor,  # (B|1, T, 3, 1, Dh/2) complex
+    mask: torch.Tensor | None,  # (B, 1, T, S) additive, or None for plain causal
+    kv: torch.Tensor | None,  # this layer's cache (B, 2, H, M, Dh)
+    start: int,
+    real: torch.Tensor | None = None,  # (N,) indices of real tokens in B*T when x holds only those
+) -> torch.Tensor:  # (B*T, D), or (N, D) when `real` is given
+    (b, t, n_heads), d = shape, x.shape[-1]
+    h = torch.mm(F.rms_norm(x, (d,), w.attn_gain, EPS), w.qkv)  # (B*T | N, 3D)
+    if real is not None:  # padding rows skip the GEMMs; they enter attention as zeros (and are masked)
+        h = h.new_zeros(b * t, 3 * d).index_copy_(0, real, h)  # (B*T, 3D)
+    qkv = apply_rope(h.view(b, t, 3, n_heads, d // n_heads), freqs)  # (B, T, 3, H, Dh); v unrotated
+    if kv is None:
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, T, Dh) each
+    else:
+        kv[:, :, :, start : start + t] = qkv[:, :, 1:].permute(0, 2, 3, 1, 4)  # one write for k and v
+        q, k, v = qkv[:, :, 0].transpose(1, 2), kv[:, 0, :, : start + t], kv[:, 1, :, : start + t]
+    a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None)  # (B, H, T, Dh)
+    a = a.transpose(1, 2).reshape(b * t, d)  # (B*T, D)
+    x = torch.addmm(x, a if real is None else a.index_select(0, real), w.proj)  # residual fused into the GEMM
+    gate, up = torch.mm(F.rms_norm(x, (d,), w.mlp_gain, EPS), w.gate_up).chunk(2, dim=-1)  # (B*T, F) each
+    return torch.addmm(x, F.silu(gate) * up, w.down)  # (B*T, D)
 
 
 class Transformer(nn.Module):
@@ -155,9 +197,10 @@ class Transformer(nn.Module):
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
-        self.norm = nn.RMSNorm(cfg.d_model, eps=1e-6)
+        self.norm = nn.RMSNorm(cfg.d_model, eps=EPS)
         self.lm_head = None if cfg.tie_embeddings else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-        self._rope: torch.Tensor | None = None  # (N, Dh/2) complex, grown on demand; not a parameter
+        self._rope: torch.Tensor | None = None  # (N, 3, Dh/2) complex, grown on demand; not a parameter
+        self._decoding: tuple[tuple, tuple[list[LayerWeights], torch.Tensor]] | None = None
 
     def rope(self, n: int, device: torch.device) -> torch.Tensor:
         if self._rope is None or self._rope.shape[0] < n or self._rope.device != device:
@@ -194,16 +237,46 @@ class Transformer(nn.Module):
                 attention_mask = torch.ones(b, start + t, dtype=torch.long, device=input_ids.device)
             if attention_mask.shape != (b, start + t):
                 raise ValueError(f"attention_mask shape {tuple(attention_mask.shape)} != {(b, start + t)}")
-            mask, pos = attention_mask_4d(attention_mask, start, t), positions(attention_mask, start, t)
-        freqs = self.rope(start + t, input_ids.device)[pos][:, :, None, None]  # (B|1, T, 1, 1, Dh/2)
-        x = self.embed(input_ids)  # (B, T, D)
-        for i, layer in enumerate(self.layers):
-            x = layer(x, freqs, mask, cache.layers[i] if cache is not None else None, start)
+            mask, pos = attention_bias(attention_mask, start, t), positions(attention_mask, start, t)
+        freqs = self.rope(start + t, input_ids.device)[pos].unsqueeze(-2)  # (B|1, T, 3, 1, Dh/2)
+        x = F.embedding(input_ids, self.embed.weight).view(b * t, -1)  # (B*T, D)
+        shape = (b, t, self.cfg.n_heads)
         if cache is not None:
-            cache.length = start + t
-        x = self.norm(x)
-        head = self.embed.weight if self.lm_head is None else self.lm_head.weight
-        return F.linear(x, head)  # (B, T, V)
+            return self._forward_cached(x, shape, freqs, mask, attention_mask, cache)
+        for layer in self.layers:
+            x = block_forward(x, layer.weights(), shape, freqs, mask, None, 0)
+        x = F.rms_norm(x, (x.shape[-1],), self.norm.weight, EPS)
+        return torch.mm(x, self.head_weight().t()).view(b, t, -1)  # (B, T, V)
+
+    def _forward_cached(self, x: torch.Tensor, shape: tuple[int, int, int], freqs: torch.Tensor,
+                        mask: torch.Tensor, attention_mask: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Run new tokens x (B*T, D) against the cache with its snapshot weights; logits (B, T, V)."""
+        (b, t, _), start = shape, cache.length
+        real = attention_mask[:, start:].reshape(-1).nonzero().squeeze(1) if t > 1 else None  # (N,)
+        if real is not None and real.shape[0] == b * t:
+            real = None  # no padding among the new tokens
+        if real is not None:
+            x = x.index_select(0, real)  # (N, D): prefill skips padding in every GEMM
+        for w, kv in zip(cache.weights, cache.layers):
+            x = block_forward(x, w, shape, freqs, mask, kv, start, real)
+        cache.length = start + t
+        logits = torch.mm(F.rms_norm(x, (x.shape[-1],), None, EPS), cache.head)  # (B*T | N, V)
+        if real is not None:
+            logits = logits.new_zeros(b * t, logits.shape[-1]).index_copy_(0, real, logits)  # padding: 0
+        return logits.view(b, t, -1)  # (B, T, V)
+
+    def head_weight(self) -> torch.Tensor:
+        return self.embed.weight if self.lm_head is None else self.lm_head.weight  # (V, D)
+
+    @torch.no_grad()
+    def decoding_weights(self) -> tuple[list[LayerWeights], torch.Tensor]:
+        """Folded, contiguous copies of the weights for a KV cache (see LayerWeights); remade only
+        after a parameter changed (an optimizer step bumps its version, `.to()` moves its data)."""
+        key = tuple((p.data_ptr(), p._version) for p in self.parameters())
+        if self._decoding is None or self._decoding[0] != key:
+            head = (self.head_weight() * self.norm.weight).t().contiguous()  # (D, V)
+            self._decoding = (key, ([layer.weights(folded=True) for layer in self.layers], head))
+        return self._decoding[1]
 
 
 class TinyPolicy:
@@ -216,6 +289,8 @@ class TinyPolicy:
             raise ValueError(f"tokenizer has {tokenizer.vocab_size} ids, model only {module.cfg.vocab_size}")
         self.module = module
         self.tokenizer = tokenizer
+        self._kv_buffer: torch.Tensor | None = None  # reused by successive caches (see new_cache)
+        self._kv_user: weakref.ref[KVCache] | None = None
 
     @classmethod
     def create(
@@ -238,15 +313,41 @@ class TinyPolicy:
 
     @torch.inference_mode()
     def new_cache(self, batch_size: int, max_len: int) -> KVCache:
+        """A cache for `batch_size` rows of up to `max_len` positions.
+
+        Its memory is reused from the previous cache once that one is gone: a fresh buffer of this size
+        page-faults on first touch, which costs more than the decoding writes themselves. Decoding only
+        reads positions it has written, so the buffer is never cleared."""
         cfg, p = self.config, self.module.embed.weight
-        shape = (cfg.n_layers, batch_size, cfg.n_heads, max_len, cfg.head_dim)
+        shape = (cfg.n_layers, batch_size, 2, cfg.n_heads, max_len, cfg.head_dim)
+        numel = math.prod(shape)
         self.module.rope(max_len, p.device)
-        return KVCache(torch.zeros(shape, dtype=p.dtype, device=p.device),
-                       torch.zeros(shape, dtype=p.dtype, device=p.device))
+        buf, in_use = self._kv_buffer, self._kv_user is not None and self._kv_user() is not None
+        if buf is None or in_use or buf.numel() < numel or buf.dtype != p.dtype or buf.device != p.device:
+            buf = torch.empty(numel, dtype=p.dtype, device=p.device)
+        cache = KVCache(buf[:numel].view(shape), *self.module.decoding_weights())
+        if not in_use:
+            self._kv_buffer, self._kv_user = buf, weakref.ref(cache)
+        return cache
 
     @torch.inference_mode()
     def decode_step(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        if cache.length == 0 and input_ids.shape[1] > 1:
+            return self._prefill_distinct(input_ids, attention_mask, cache)
         return self.module(input_ids, attention_mask, cache)
+
+    def _prefill_distinct(self, ids: torch.Tensor, mask: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Prefill each distinct prompt once (the n samples of a problem share it), then copy its cache rows."""
+        t = ids.shape[1]
+        rows, inverse = torch.unique(torch.cat([ids, mask.to(ids.dtype)], 1), dim=0, return_inverse=True)
+        if rows.shape[0] == ids.shape[0]:
+            return self.module(ids, mask, cache)
+        small = KVCache(cache.kv.new_empty((cache.kv.shape[0], rows.shape[0], *cache.kv.shape[2:4], t,
+                                            cache.kv.shape[5])), cache.weights, cache.head)
+        logits = self.module(rows[:, :t], rows[:, t:], small)  # (U, T, V)
+        cache.kv[:, :, :, :, :t] = small.kv[:, inverse]
+        cache.length = t
+        return logits[inverse]  # (B, T, V)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.module.parameters())

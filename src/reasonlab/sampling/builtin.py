@@ -65,7 +65,8 @@ def generate(
         with torch.inference_mode():
             for lo in range(0, len(rows), batch_size):
                 chunk = rows[lo : lo + batch_size]
-                uniforms = torch.rand(len(chunk), max_new_tokens, generator=generator).to(device)  # (B, L)
+                # float32 draws (< 1 - 2^-24) held in float64, see sample_step
+                uniforms = torch.rand(len(chunk), max_new_tokens, generator=generator).to(device, torch.float64)
                 batch_prompts = [prompts[i] for i in chunk]
                 results = _generate_batch(policy, batch_prompts, uniforms, params, triggers)
                 out.extend(
@@ -116,8 +117,8 @@ def sample_step(logits: torch.Tensor, u: torch.Tensor, temperature: float, top_p
             logits = top_p_filter(logits, top_p)
         logp = torch.log_softmax(logits, dim=-1)  # (B, V)
         cdf = logp.exp().cumsum(dim=-1, dtype=torch.float64)  # (B, V)
-        # u < 1 - 2^-24 (float32), so u * total < total in float64: the search never runs off the end
-        target = u.double()[:, None] * cdf[:, -1:]  # (B, 1)
+        # u < 1 - 2^-24 (a float32 draw), so u * total < total in float64: the search never runs off the end
+        target = u.to(torch.float64)[:, None] * cdf[:, -1:]  # (B, 1)
         tokens = torch.searchsorted(cdf, target, right=True).squeeze(-1).clamp_max_(logits.shape[-1] - 1)
     return tokens, logp.gather(-1, tokens[:, None]).squeeze(-1)
 
