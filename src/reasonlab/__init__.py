@@ -1,1 +1,25 @@
-"""reasonlab: build o1-style reasoning models and measure what makes them work."""
+"""reasonlab: build o1-style reasoning models and measure what makes them work.
+
+The public API, by name; everything else is internal. Usage:
+
+    import reasonlab
+    task = reasonlab.get_task("arith", n_operands=3, digits=2)
+    reasonlab.pass_at_k(n=64, c=5, k=8)
+"""
+
+from reasonlab.config import RunConfig, load_config
+from reasonlab.errors import CheckpointError, ConfigError, ReasonlabError, RunFolderError
+from reasonlab.evaluate.passk import majority_at_k, pass_at_k, pass_at_k_curve
+from reasonlab.evaluate.runner import SamplingParams, evaluate_policy
+from reasonlab.models import CharTokenizer, Policy, TinyPolicy, TransformerConfig, load_policy, save_policy
+from reasonlab.sampling import generate
+from reasonlab.tasks import Task, get_task, list_tasks, register_task
+from reasonlab.traces import TRACE_STYLES, Mixture, render
+from reasonlab.types import Outcome, Problem, Rollout, Scored, Verdict
+
+__all__ = [
+    "CharTokenizer", "CheckpointError", "ConfigError", "Mixture", "Outcome", "Policy", "Problem", "ReasonlabError",
+    "Rollout", "RunConfig", "RunFolderError", "SamplingParams", "Scored", "TRACE_STYLES", "Task", "TinyPolicy",
+    "TransformerConfig", "Verdict", "evaluate_policy", "generate", "get_task", "list_tasks", "load_config",
+    "load_policy", "majority_at_k", "pass_at_k", "pass_at_k_curve", "register_task", "render", "save_policy",
+]

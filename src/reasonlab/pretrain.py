@@ -41,14 +41,16 @@ class TokenStream:
     learn: np.ndarray  # (N,) bool, learn[i] == predict ids[i] from ids[:i]
 
 
-def build_stream(task: Task, cfg: RunConfig, split: str, n_docs: int, seed: int, tok: CharTokenizer,
-                 distinct: bool = True) -> TokenStream:
-    """Render `n_docs` solutions of `split` problems in the configured trace mixture and pack them."""
+def build_stream(task: Task, cfg: RunConfig, split: str, n_docs: int, seed: int, tok: CharTokenizer) -> TokenStream:
+    """Render `n_docs` solutions of `split` problems in the configured trace mixture and pack them.
+
+    Problems are drawn independently (a small problem space repeats problems rather than running out).
+    """
     mix = Mixture({"answer_only": cfg.traces.answer_only, "steps": cfg.traces.steps, "backtrack": cfg.traces.backtrack})
     rng = random.Random(seed)
     ids: list[int] = []
     learn: list[bool] = []
-    for problem in task.sample(split, n_docs, seed, distinct=distinct):
+    for problem in task.sample(split, n_docs, seed, distinct=False):
         solution = render(task, problem, mix.choose(rng), rng, error_rate=cfg.traces.error_rate)
         prompt_ids = [tok.bos_id] + tok.encode(problem.prompt)
         solution_ids = tok.encode(solution) + [tok.eos_id]
@@ -115,7 +117,7 @@ def pretrain(
     truncate_after(metrics_path, start, prefix="eval/")
 
     train = build_stream(task, cfg, "train", pc.corpus_docs, cfg.seed, tok)
-    held_out = build_stream(task, cfg, "test", max(64, pc.corpus_docs // 50), cfg.seed + 1, tok, distinct=False)
+    held_out = build_stream(task, cfg, "test", max(64, pc.corpus_docs // 50), cfg.seed + 1, tok)
     steps = total_steps(cfg)
     tokens_per_step = pc.batch_size * pc.seq_len
     module.train()
