@@ -84,6 +84,7 @@ def plot_levels(levels: dict[str, dict[int, float]], path: Path) -> Path:
     for name, by_level in levels.items():
         xs = sorted(by_level)
         ax.plot(xs, [by_level[x] for x in xs], marker="o", label=name)
+        ax.set_xticks(xs)
     ax.set_xlabel("difficulty")
     ax.set_ylabel("pass@1")
     ax.set_ylim(0, 1.02)
