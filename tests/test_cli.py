@@ -81,6 +81,12 @@ def test_bad_config_is_one_line_and_writes_nothing(tmp_path, args, fragments):
     assert not out.exists()
 
 
+def test_usage_errors_are_one_line():
+    assert_one_line_error(reasonlab("eval", "--task", "arith"), "--model")
+    assert_one_line_error(reasonlab("run", "--no-such-option"), "--no-such-option")
+    assert_one_line_error(reasonlab("eval", "--model", "x", "-n", "many"), "'-n'")
+
+
 def test_malformed_yaml(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("task: {name: arith\n")

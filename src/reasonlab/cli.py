@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -163,10 +162,10 @@ def main() -> None:
     except ReasonlabError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
-    except click.exceptions.ClickException as err:
+    except typer.TyperException as err:  # usage errors: unknown option, missing or malformed value
         print(f"error: {err.format_message()}", file=sys.stderr)
         sys.exit(err.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         print("interrupted: rerun the same command to resume", file=sys.stderr)
         sys.exit(130)
     except FloatingPointError as err:
