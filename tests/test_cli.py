@@ -118,3 +118,13 @@ def test_corrupt_resume_state_is_one_line(tmp_path):
     latest = out / "checkpoints" / "pretrain" / (out / "checkpoints" / "pretrain" / "latest").read_text().strip()
     (latest / "state.pt").write_bytes(b"not a checkpoint")
     assert_one_line_error(reasonlab("pretrain", "--out", str(out), *TINY[:12]), "state.pt")
+
+
+def test_eval_summary_splits_shortcuts_from_stepwise(tiny_run):
+    result = json.loads((tiny_run / "eval" / "base.json").read_text())
+    s = result["summary"]
+    total = sum(p["n"] for p in result["problems"])
+    shortcuts = sum(p["n_shortcut"] for p in result["problems"])
+    assert s["shortcut_rate"] == shortcuts / total
+    correct = s["shortcut_rate"] * s["shortcut_accuracy"] + (1 - s["shortcut_rate"]) * s["stepwise_accuracy"]
+    assert correct == pytest.approx(s["pass@1"])

@@ -97,12 +97,11 @@ def evaluate_stage(policy: Any, cfg: RunConfig, run_dir: Path, name: str) -> dic
     """Evaluate `policy` as cfg.eval says; results go to eval/<name>*.json (reused if present)."""
     ec = cfg.eval
     task = get_task(cfg.task.name, **cfg.task.knobs)
+    problems = task.sample("test", ec.n_problems, cfg.seed + 1)
     sampled = _cached(run_dir / "eval" / f"{name}.json", lambda: evaluate_policy(
-        policy, task, task.sample("test", ec.n_problems, cfg.seed + 1),
-        _params(ec, n=ec.n_samples, seed=cfg.seed, temperature=ec.temperature)))
+        policy, task, problems, _params(ec, n=ec.n_samples, seed=cfg.seed, temperature=ec.temperature)))
     greedy = _cached(run_dir / "eval" / f"{name}_greedy.json", lambda: evaluate_policy(
-        policy, task, task.sample("test", ec.n_problems, cfg.seed + 1),
-        _params(ec, n=1, seed=cfg.seed, temperature=0.0)))
+        policy, task, problems, _params(ec, n=1, seed=cfg.seed, temperature=0.0)))
     levels = {}
     for level in ec.levels:
         level_task = _task_at_level(cfg, task, level)
@@ -118,7 +117,8 @@ def _prefixed(prefix: str, stage: dict[str, Any]) -> dict[str, Any]:
     n = stage["sampled"]["n_samples"]
     keys = sorted({k for k in s if k.startswith("maj@")} | {f"pass@{k}" for k in _powers(n)}, key=_metric_order)
     out = {f"{prefix}/{k}": round(s[k], 4) for k in keys}
-    for k in ("malformed_rate", "process_valid_rate", "mean_length", "truncated_rate"):
+    for k in ("malformed_rate", "process_valid_rate", "mean_length", "truncated_rate", "shortcut_rate",
+              "shortcut_accuracy", "stepwise_accuracy"):
         out[f"{prefix}/{k}"] = round(s[k], 4)
     out[f"{prefix}/greedy_pass@1"] = round(stage["greedy"]["summary"]["pass@1"], 4)
     for level, result in stage["levels"].items():

@@ -2,7 +2,8 @@
 
 The result is a JSON-ready dict: pass@k for k = 1..n (Chen et al. unbiased estimator), maj@k at
 powers of two, malformed rate, process validity (share of correct answers whose every step is
-valid), mean completion length, a breakdown by difficulty, and per-problem records with a few
+valid), mean completion length, the shortcut rate (samples that write no step, only an answer)
+with the accuracy of shortcut and stepwise samples, a breakdown by difficulty, and per-problem records with a few
 sample texts and their verdicts, so a reader can see *why* a problem was marked wrong. Usage:
 
     result = evaluate_policy(policy, task, task.sample("test", 200, seed=1), n=64, seed=0)
@@ -73,6 +74,10 @@ def summarise(records: Sequence[dict[str, Any]], n: int, seed: int) -> dict[str,
     correct = sum(r["n_correct"] for r in records)
     out["process_valid_rate"] = sum(r["n_correct_all_steps_valid"] for r in records) / max(correct, 1)
     out["mean_length"] = sum(r["total_length"] for r in records) / max(total, 1)
+    shortcuts = sum(r["n_shortcut"] for r in records)
+    out["shortcut_rate"] = shortcuts / max(total, 1)
+    out["shortcut_accuracy"] = sum(r["n_shortcut_correct"] for r in records) / max(shortcuts, 1)
+    out["stepwise_accuracy"] = (correct - sum(r["n_shortcut_correct"] for r in records)) / max(total - shortcuts, 1)
     out["truncated_rate"] = sum(r["n_truncated"] for r in records) / max(total, 1)
     return out
 
@@ -92,6 +97,8 @@ def _problem_record(
         "n_malformed": sum(v.outcome is Outcome.MALFORMED for v in verdicts),
         "n_truncated": sum(r.finish_reason == "length" for r in rollouts),
         "n_correct_all_steps_valid": sum(v.correct and v.first_error in (-1, None) for v in verdicts),
+        "n_shortcut": sum(v.steps_valid == () for v in verdicts),
+        "n_shortcut_correct": sum(v.steps_valid == () and v.correct for v in verdicts),
         "total_length": sum(len(r.token_ids) for r in rollouts),
         "maj": {str(k): majority_at_k(answers, correct, k, seed=params.seed) for k in _powers_of_two(len(verdicts))},
         "samples": [
