@@ -108,11 +108,16 @@ def _level_results(run_dir: Path) -> dict[str, dict[int, float]]:
     return out
 
 
-def _samples(result: dict[str, Any] | None, count: int = 4) -> list[dict[str, Any]]:
+def _samples(result: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The first kept sample of each kind: (shortcut or stepwise) x (correct or not)."""
     if not result:
         return []
-    return [{"prompt": p["prompt"], "reference": p["answer"], **p["samples"][0]}
-            for p in result["problems"][:count] if p["samples"]]
+    chosen: dict[tuple[bool, str], dict[str, Any]] = {}
+    for p in result["problems"]:
+        for sample in p["samples"]:
+            kind = (sample["text"].lstrip().startswith("answer"), sample["outcome"])
+            chosen.setdefault(kind, {"prompt": p["prompt"], "reference": p["answer"], **sample})
+    return [chosen[k] for k in sorted(chosen)]
 
 
 def _markdown(title: str, summary: dict[str, Any], figures: list[tuple[str, Path]], samples: list[dict]) -> str:
