@@ -4,7 +4,6 @@ and the one-line errors (exit code 2, no traceback, nothing overwritten) for bad
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from reasonlab.errors import CheckpointError
+from reasonlab.fileio import write_text_atomic
 
 KEEP = 2
 
@@ -49,7 +50,7 @@ def save_state(ckpt_dir: Path, state: TrainState, model: torch.nn.Module, optimi
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
-    _write_atomic(ckpt_dir / "latest", name)
+    write_text_atomic(ckpt_dir / "latest", name)
     for old in sorted(p for p in ckpt_dir.glob("step_*") if p.is_dir())[:-KEEP]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -71,12 +72,6 @@ def latest_state(ckpt_dir: Path, model: torch.nn.Module, optimizer: torch.optim.
     except (OSError, ValueError, RuntimeError, KeyError, EOFError, pickle.UnpicklingError) as err:
         raise CheckpointError(f"cannot resume from {current}: {type(err).__name__}: {_first_line(err)}") from None
     return TrainState(step=int(meta["step"]), extra=meta.get("extra", {})), payload
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _first_line(err: BaseException) -> str:

@@ -79,7 +79,7 @@ def eval_(
     """Evaluate a model on a task's test split: pass@k, maj@k, per-problem verdicts, as JSON."""
     from reasonlab.evaluate.runner import SamplingParams, evaluate_policy
     from reasonlab.models import load_policy
-    from reasonlab.pipeline import write_atomic
+    from reasonlab.fileio import write_text_atomic
     from reasonlab.tasks import get_task
 
     model_dir, run_cfg = _resolve_model(model)
@@ -95,7 +95,7 @@ def eval_(
     policy = load_policy(model_dir)
     params = SamplingParams(n=n, seed=seed, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
     result = evaluate_policy(policy, the_task, the_task.sample("test", problems, seed + 1), params)
-    write_atomic(out, json.dumps(result) + "\n")
+    write_text_atomic(out, json.dumps(result) + "\n")
     s = result["summary"]
     _print_summary({k: round(v, 4) for k, v in s.items() if not k.startswith("pass@") or k in _shown(n)})
     console.print(f"results: {out}")

@@ -11,7 +11,6 @@ A folder that holds a run with a different config is refused, never overwritten.
 from __future__ import annotations
 
 import json
-import os
 import resource
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ import yaml
 
 from reasonlab.config import RunConfig, dump_config
 from reasonlab.errors import ConfigError, RunFolderError
+from reasonlab.fileio import write_text_atomic
 from reasonlab.evaluate.runner import SamplingParams, evaluate_policy
 from reasonlab.models import load_policy
 from reasonlab.tasks import Task, get_task
@@ -57,7 +57,7 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig) -> None:
     if run_dir.exists() and any(run_dir.iterdir()):
         raise RunFolderError(f"{run_dir} is not empty and holds no reasonlab run; choose another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, text)
+    write_text_atomic(path, text)
 
 
 def run_main_job(cfg: RunConfig, run_dir: Path, say: Progress = lambda msg: None,
@@ -87,7 +87,7 @@ def run_main_job(cfg: RunConfig, run_dir: Path, say: Progress = lambda msg: None
         "time/total_s": round(time.perf_counter() - t0, 1),
         "resources/peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
-    write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     say("writing the report")
     write_report(run_dir)
     return summary
@@ -148,7 +148,7 @@ def _cached(path: Path, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]
             pass  # a torn file from a crash: recompute
     result = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, json.dumps(result) + "\n")
+    write_text_atomic(path, json.dumps(result) + "\n")
     return result
 
 
@@ -177,10 +177,3 @@ def _first_difference(old: Any, new: Any, path: str = "") -> str | None:
                 return found
         return None
     return None if old == new else path
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

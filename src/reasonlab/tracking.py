@@ -14,6 +14,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from reasonlab.fileio import write_text_atomic
+
 
 class MetricsLogger:
     """Append-only JSONL metrics (flushed per line, so a crash loses at most the line being written)."""
@@ -66,9 +68,7 @@ def truncate_after(path: Path, step: int, prefix: str) -> None:
         r for r in read_metrics(path)
         if not (r.get("step", 0) > step and any(k.startswith(prefix) for k in r if k != "step"))
     ]
-    tmp = Path(str(path) + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
-    tmp.replace(path)
+    write_text_atomic(Path(path), "".join(json.dumps(r) + "\n" for r in kept))
 
 
 def _plain(v: Any) -> Any:

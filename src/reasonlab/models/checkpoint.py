@@ -13,7 +13,6 @@ Every failure to load is a `CheckpointError` whose one-line message names the fi
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,6 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from reasonlab.errors import CheckpointError
+from reasonlab.fileio import atomic_write
 from reasonlab.models.base import Policy
 from reasonlab.models.tokenizer import CharTokenizer
 from reasonlab.models.transformer import TinyPolicy, Transformer, TransformerConfig
@@ -42,19 +42,6 @@ def register_loader(kind: str, loader: Loader) -> None:
 def _one_line(err: BaseException) -> str:
     text = str(err).strip()
     return " ".join(text.split()) if text else type(err).__name__
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call `write(tmp)` on a temporary path next to `path`, then move it over `path`."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def save_policy(policy: TinyPolicy, directory: str | Path) -> None:

@@ -1,0 +1,31 @@
+"""Atomic file writes: a file is written under a temporary name beside its target, flushed to disk
+and renamed over it, so a crash leaves either the old file or the new one, never half of either.
+
+    write_text_atomic(run_dir / "summary.json", text)
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call `write(tmp)` on a temporary path next to `path`, fsync it, then move it over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text))
