@@ -51,10 +51,12 @@ def test_run_writes_the_run_folder(tiny_run):
 
 
 def test_rerun_resumes_without_redoing(tiny_run):
-    before = (tiny_run / "eval" / "base.json").read_text()
+    before = {name: (tiny_run / name).read_text() for name in ("eval/base.json", "summary.json", "metrics.jsonl")}
     proc = reasonlab("run", "--out", str(tiny_run), *TINY)
     assert proc.returncode == 0, proc.stderr
-    assert (tiny_run / "eval" / "base.json").read_text() == before
+    assert "complete" in proc.stdout
+    for name, text in before.items():
+        assert (tiny_run / name).read_text() == text, name
 
 
 def test_different_run_in_same_folder_is_refused(tiny_run):

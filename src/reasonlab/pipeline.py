@@ -2,7 +2,8 @@
 
 Stages: pretrain the base (resumes from its last checkpoint) -> evaluate the base on the test split
 (pass@k, maj@k, greedy accuracy, breakdown by difficulty) -> summary.json -> report. A stage whose
-output already exists in the folder is not redone, so rerunning after a crash continues the run.
+output already exists in the folder is not redone, so rerunning after a crash continues the run,
+and rerunning a finished run only rewrites its report.
 A folder that holds a run with a different config is refused, never overwritten. Usage:
 
     reasonlab run --config configs/default.yaml --out runs/demo --set pretrain.token_budget=1000000
@@ -67,6 +68,11 @@ def run_main_job(cfg: RunConfig, run_dir: Path, say: Progress = lambda msg: None
     from reasonlab.report import write_report
 
     prepare_run_dir(run_dir, cfg)
+    done = run_dir / "summary.json"
+    if done.is_file():  # a finished run: keep what it measured, refresh only the report
+        say("this run is complete; rewriting its report")
+        write_report(run_dir)
+        return json.loads(done.read_text())
     t0 = time.perf_counter()
     say("pretraining the base model")
     t = time.perf_counter()
