@@ -89,7 +89,8 @@ def eval_(
     knobs = dict(run_cfg.task.knobs) if run_cfg and task_name == run_cfg.task.name else {}
     knobs.update(_parse_knobs(knob))
     the_task = get_task(task_name, **knobs)
-    out = out or model_dir.parent / "eval" / f"{task_name}_n{n}_seed{seed}.json"
+    extra = "".join(f"_{k}{v}" for k, v in _parse_knobs(knob).items())
+    out = out or model_dir.parent / "eval" / f"{task_name}{extra}_n{n}_seed{seed}.json"
     if out.exists():
         raise ReasonlabError(f"{out} already exists; choose another --out")
     policy = load_policy(model_dir)
