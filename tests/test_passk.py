@@ -60,3 +60,11 @@ def test_majority_at_k_full_and_subsets():
     assert majority_at_k(["1", "2", "2"], [True, False, False], 3, seed=0) == 0.0
     # deterministic in the seed
     assert majority_at_k(answers, correct, 2, seed=3) == majority_at_k(answers, correct, 2, seed=3)
+
+
+def test_reported_ks():
+    from reasonlab.evaluate.passk import headline_ks, powers_of_two
+
+    assert powers_of_two(1) == [1] and powers_of_two(64) == [1, 2, 4, 8, 16, 32, 64]
+    assert powers_of_two(6) == [1, 2, 4]
+    assert headline_ks(6) == [1, 2, 4, 6] and headline_ks(64) == [1, 2, 4, 8, 16, 32, 64]

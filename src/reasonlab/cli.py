@@ -77,6 +77,7 @@ def eval_(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Result JSON (default: next to the model)."),
 ) -> None:
     """Evaluate a model on a task's test split: pass@k, maj@k, per-problem verdicts, as JSON."""
+    from reasonlab.evaluate.passk import headline_ks
     from reasonlab.evaluate.runner import SamplingParams, evaluate_policy
     from reasonlab.models import load_policy
     from reasonlab.fileio import write_text_atomic
@@ -86,10 +87,10 @@ def eval_(
     task_name = task or (run_cfg.task.name if run_cfg else None)
     if task_name is None:
         raise ReasonlabError("--task is required when --model is not a run folder")
+    given = _parse_knobs(knob)
     knobs = dict(run_cfg.task.knobs) if run_cfg and task_name == run_cfg.task.name else {}
-    knobs.update(_parse_knobs(knob))
-    the_task = get_task(task_name, **knobs)
-    extra = "".join(f"_{k}{v}" for k, v in _parse_knobs(knob).items())
+    the_task = get_task(task_name, **{**knobs, **given})
+    extra = "".join(f"_{k}{v}" for k, v in given.items())
     out = out or model_dir.parent / "eval" / f"{task_name}{extra}_n{n}_seed{seed}.json"
     if out.exists():
         raise ReasonlabError(f"{out} already exists; choose another --out")
@@ -98,7 +99,8 @@ def eval_(
     result = evaluate_policy(policy, the_task, the_task.sample("test", problems, seed + 1), params)
     write_text_atomic(out, json.dumps(result) + "\n")
     s = result["summary"]
-    _print_summary({k: round(v, 4) for k, v in s.items() if not k.startswith("pass@") or k in _shown(n)})
+    shown = {f"pass@{k}" for k in headline_ks(n)}
+    _print_summary({k: round(v, 4) for k, v in s.items() if not k.startswith("pass@") or k in shown})
     console.print(f"results: {out}")
 
 
@@ -130,10 +132,6 @@ def _parse_knobs(items: list[str]) -> dict:
             raise ReasonlabError(f"--knob expects name=value, got {item!r}")
         knobs[key] = yaml.safe_load(value)
     return knobs
-
-
-def _shown(n: int) -> set[str]:
-    return {f"pass@{k}" for k in (1, 2, 4, 8, 16, 32, 64, 128, 256, n) if k <= n}
 
 
 @contextmanager

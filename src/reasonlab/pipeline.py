@@ -21,8 +21,9 @@ import yaml
 
 from reasonlab.config import RunConfig, dump_config
 from reasonlab.errors import ConfigError, RunFolderError
-from reasonlab.fileio import write_text_atomic
+from reasonlab.evaluate.passk import headline_ks
 from reasonlab.evaluate.runner import SamplingParams, evaluate_policy
+from reasonlab.fileio import write_text_atomic
 from reasonlab.models import load_policy
 from reasonlab.tasks import Task, get_task
 
@@ -31,12 +32,9 @@ Progress = Callable[[str], None]
 
 def validate(cfg: RunConfig) -> None:
     """Fail fast on a config that cannot run (unknown task or knob, bad mixture), before any write."""
-    from reasonlab.traces import Mixture
+    from reasonlab.pretrain import corpus_mixture
 
-    task = get_task(cfg.task.name, **cfg.task.knobs)
-    mixture = Mixture({"answer_only": cfg.traces.answer_only, "steps": cfg.traces.steps,
-                       "backtrack": cfg.traces.backtrack})
-    mixture.validate_for(task)
+    corpus_mixture(cfg).validate_for(get_task(cfg.task.name, **cfg.task.knobs))
     if cfg.model.d_model % cfg.model.n_heads:
         raise ConfigError(f"model.n_heads: {cfg.model.n_heads} does not divide model.d_model ({cfg.model.d_model})")
 
@@ -121,7 +119,7 @@ def _prefixed(prefix: str, stage: dict[str, Any]) -> dict[str, Any]:
     """Flatten an evaluate_stage result into summary keys like base/pass@1, base/d4/pass@1."""
     s = stage["sampled"]["summary"]
     n = stage["sampled"]["n_samples"]
-    keys = sorted({k for k in s if k.startswith("maj@")} | {f"pass@{k}" for k in _powers(n)}, key=_metric_order)
+    keys = sorted({k for k in s if k.startswith("maj@")} | {f"pass@{k}" for k in headline_ks(n)}, key=_metric_order)
     out = {f"{prefix}/{k}": round(s[k], 4) for k in keys}
     for k in ("malformed_rate", "process_valid_rate", "mean_length", "truncated_rate", "shortcut_rate",
               "shortcut_accuracy", "stepwise_accuracy"):
@@ -153,7 +151,6 @@ def _cached(path: Path, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]
         except json.JSONDecodeError:
             pass  # a torn file from a crash: recompute
     result = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, json.dumps(result) + "\n")
     return result
 
@@ -163,11 +160,6 @@ def _last_metric(path: Path, key: str) -> float | None:
 
     values = [r[key] for r in read_metrics(path) if key in r]
     return round(values[-1], 4) if values else None
-
-
-def _powers(n: int) -> list[int]:
-    ks = [k for k in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024) if k <= n]
-    return ks + ([n] if n not in ks else [])
 
 
 def _metric_order(key: str) -> tuple[str, int]:

@@ -41,12 +41,18 @@ class TokenStream:
     learn: np.ndarray  # (N,) bool, learn[i] == predict ids[i] from ids[:i]
 
 
+def corpus_mixture(cfg: RunConfig) -> Mixture:
+    """The trace mixture the config asks for."""
+    t = cfg.traces
+    return Mixture({"answer_only": t.answer_only, "steps": t.steps, "backtrack": t.backtrack})
+
+
 def build_stream(task: Task, cfg: RunConfig, split: str, n_docs: int, seed: int, tok: CharTokenizer) -> TokenStream:
     """Render `n_docs` solutions of `split` problems in the configured trace mixture and pack them.
 
     Problems are drawn independently (a small problem space repeats problems rather than running out).
     """
-    mix = Mixture({"answer_only": cfg.traces.answer_only, "steps": cfg.traces.steps, "backtrack": cfg.traces.backtrack})
+    mix = corpus_mixture(cfg)
     rng = random.Random(seed)
     ids: list[int] = []
     learn: list[bool] = []
@@ -113,8 +119,7 @@ def pretrain(
     resumed = latest_state(ckpt_dir, module, opt)
     start = resumed[0].step if resumed else 0
     metrics_path = run_dir / "metrics.jsonl"
-    truncate_after(metrics_path, start, prefix="train/")
-    truncate_after(metrics_path, start, prefix="eval/")
+    truncate_after(metrics_path, start, prefixes=("train/", "eval/"))
 
     train = build_stream(task, cfg, "train", pc.corpus_docs, cfg.seed, tok)
     held_out = build_stream(task, cfg, "test", max(64, pc.corpus_docs // 50), cfg.seed + 1, tok)

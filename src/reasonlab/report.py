@@ -115,7 +115,7 @@ def _samples(result: dict[str, Any] | None) -> list[dict[str, Any]]:
     chosen: dict[tuple[bool, str], dict[str, Any]] = {}
     for p in result["problems"]:
         for sample in p["samples"]:
-            kind = (sample["text"].lstrip().startswith("answer"), sample["outcome"])
+            kind = (sample.get("shortcut", False), sample["outcome"])
             chosen.setdefault(kind, {"prompt": p["prompt"], "reference": p["answer"], **sample})
     return [chosen[k] for k in sorted(chosen)]
 

@@ -60,13 +60,13 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def truncate_after(path: Path, step: int, prefix: str) -> None:
-    """Drop rows whose keys start with `prefix` and whose step is past `step` (used on resume)."""
+def truncate_after(path: Path, step: int, prefixes: tuple[str, ...]) -> None:
+    """Drop rows past `step` that hold a key starting with one of `prefixes` (used on resume)."""
     if not Path(path).is_file():
         return
     kept = [
         r for r in read_metrics(path)
-        if not (r.get("step", 0) > step and any(k.startswith(prefix) for k in r if k != "step"))
+        if not (r.get("step", 0) > step and any(k.startswith(prefixes) for k in r if k != "step"))
     ]
     write_text_atomic(Path(path), "".join(json.dumps(r) + "\n" for r in kept))
 

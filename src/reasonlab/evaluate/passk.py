@@ -60,6 +60,17 @@ def majority_at_k(
     return hits / draws
 
 
+def powers_of_two(n: int) -> list[int]:
+    """1, 2, 4, ... up to n: the k of maj@k."""
+    return [1 << i for i in range(n.bit_length())]
+
+
+def headline_ks(n: int) -> list[int]:
+    """The pass@k shown in summaries: powers of two up to n, and n itself."""
+    ks = powers_of_two(n)
+    return ks if ks[-1] == n else ks + [n]
+
+
 def curve_ks(n: int) -> list[int]:
     """Every k from 1 to n (the curve is cheap: n evaluations of a product per problem)."""
     return list(range(1, n + 1))

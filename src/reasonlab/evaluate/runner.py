@@ -3,8 +3,8 @@
 The result is a JSON-ready dict: pass@k for k = 1..n (Chen et al. unbiased estimator), maj@k at
 powers of two, malformed rate, process validity (share of correct answers whose every step is
 valid), mean completion length, the shortcut rate (samples that write no step, only an answer)
-with the accuracy of shortcut and stepwise samples, a breakdown by difficulty, and per-problem records with a few
-sample texts and their verdicts, so a reader can see *why* a problem was marked wrong. Usage:
+with the accuracy of shortcut and stepwise samples, a breakdown by difficulty, and per-problem
+records with a few sample texts and their verdicts, so a reader can see *why* a problem was marked wrong. Usage:
 
     result = evaluate_policy(policy, task, task.sample("test", 200, seed=1), n=64, seed=0)
 """
@@ -15,7 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from reasonlab.evaluate.passk import curve_ks, majority_at_k, pass_at_k_curve
+from reasonlab.evaluate.passk import curve_ks, majority_at_k, pass_at_k_curve, powers_of_two
 from reasonlab.sampling import generate
 from reasonlab.tasks import Task
 from reasonlab.types import Outcome, Problem, Rollout, Verdict
@@ -63,11 +63,16 @@ def evaluate_policy(
     }
 
 
+def is_shortcut(verdict: Verdict) -> bool:
+    """A sample that answers without writing any step (judged steps, none of them)."""
+    return verdict.steps_valid == ()
+
+
 def summarise(records: Sequence[dict[str, Any]], n: int, seed: int) -> dict[str, float]:
     """Flat metrics over problem records: pass@k (all k), maj@k (powers of two), rates, lengths."""
     counts = [(r["n"], r["n_correct"]) for r in records]
     out: dict[str, float] = {f"pass@{k}": v for k, v in pass_at_k_curve(counts, curve_ks(n)).items()}
-    for k in _powers_of_two(n):
+    for k in powers_of_two(n):
         out[f"maj@{k}"] = _mean([r["maj"][str(k)] for r in records])
     total = sum(r["n"] for r in records)
     out["malformed_rate"] = sum(r["n_malformed"] for r in records) / max(total, 1)
@@ -75,9 +80,10 @@ def summarise(records: Sequence[dict[str, Any]], n: int, seed: int) -> dict[str,
     out["process_valid_rate"] = sum(r["n_correct_all_steps_valid"] for r in records) / max(correct, 1)
     out["mean_length"] = sum(r["total_length"] for r in records) / max(total, 1)
     shortcuts = sum(r["n_shortcut"] for r in records)
+    shortcuts_correct = sum(r["n_shortcut_correct"] for r in records)
     out["shortcut_rate"] = shortcuts / max(total, 1)
-    out["shortcut_accuracy"] = sum(r["n_shortcut_correct"] for r in records) / max(shortcuts, 1)
-    out["stepwise_accuracy"] = (correct - sum(r["n_shortcut_correct"] for r in records)) / max(total - shortcuts, 1)
+    out["shortcut_accuracy"] = shortcuts_correct / max(shortcuts, 1)
+    out["stepwise_accuracy"] = (correct - shortcuts_correct) / max(total - shortcuts, 1)
     out["truncated_rate"] = sum(r["n_truncated"] for r in records) / max(total, 1)
     return out
 
@@ -97,12 +103,13 @@ def _problem_record(
         "n_malformed": sum(v.outcome is Outcome.MALFORMED for v in verdicts),
         "n_truncated": sum(r.finish_reason == "length" for r in rollouts),
         "n_correct_all_steps_valid": sum(v.correct and v.first_error in (-1, None) for v in verdicts),
-        "n_shortcut": sum(v.steps_valid == () for v in verdicts),
-        "n_shortcut_correct": sum(v.steps_valid == () and v.correct for v in verdicts),
+        "n_shortcut": sum(is_shortcut(v) for v in verdicts),
+        "n_shortcut_correct": sum(is_shortcut(v) and v.correct for v in verdicts),
         "total_length": sum(len(r.token_ids) for r in rollouts),
-        "maj": {str(k): majority_at_k(answers, correct, k, seed=params.seed) for k in _powers_of_two(len(verdicts))},
+        "maj": {str(k): majority_at_k(answers, correct, k, seed=params.seed) for k in powers_of_two(len(verdicts))},
         "samples": [
-            {"text": r.text, "outcome": v.outcome.value, "answer": v.answer, "first_error": v.first_error}
+            {"text": r.text, "outcome": v.outcome.value, "answer": v.answer, "first_error": v.first_error,
+             "shortcut": is_shortcut(v)}
             for r, v in zip(rollouts[:keep], verdicts[:keep])
         ],
     }
@@ -113,14 +120,6 @@ def _by_difficulty(records: Sequence[dict[str, Any]]) -> dict[int, list[dict[str
     for r in records:
         groups[r["difficulty"]].append(r)
     return dict(sorted(groups.items()))
-
-
-def _powers_of_two(n: int) -> list[int]:
-    ks, k = [], 1
-    while k <= n:
-        ks.append(k)
-        k *= 2
-    return ks
 
 
 def _mean(values: Sequence[float]) -> float:
