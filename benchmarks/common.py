@@ -1,7 +1,9 @@
-"""Shared helpers for the benchmarks: the machine's fp32 matmul peak, medians, machine description."""
+"""Shared helpers for the benchmarks: the machine's fp32 matmul peak, medians, machine description,
+and the idle check (other processes' CPU use, from /proc/stat)."""
 
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 import subprocess
@@ -35,3 +37,29 @@ def machine() -> str:
     except OSError:
         model = platform.processor()
     return f"{model or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def cpu_busy() -> float:
+    """Jiffies all CPUs spent busy so far (from /proc/stat)."""
+    fields = [int(v) for v in open("/proc/stat").readline().split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, float]:
+    """Wall seconds of fn(), and the CPU-seconds per second other processes used meanwhile."""
+    busy0, own0, t0 = cpu_busy(), time.process_time(), time.perf_counter()
+    fn()
+    wall = time.perf_counter() - t0
+    foreign = (cpu_busy() - busy0) - (time.process_time() - own0)
+    return wall, max(0.0, foreign / wall)
+
+
+def wait_quiet(max_wait: float, threshold: float = 0.3) -> float:
+    """Wait (up to max_wait s) until other processes use under `threshold` cores; returns their load."""
+    deadline = time.time() + max_wait
+    while True:
+        busy0 = cpu_busy()
+        time.sleep(0.5)
+        load = (cpu_busy() - busy0) / 0.5
+        if load < threshold or time.time() > deadline:
+            return load

@@ -20,14 +20,13 @@ import argparse
 import json
 import os
 import statistics
-import time
 from datetime import date
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-from common import machine, matmul_peak_gflops
+from common import machine, matmul_peak_gflops, timed, wait_quiet
 from reasonlab.models import CharTokenizer, TinyPolicy, TransformerConfig
 from reasonlab.sampling import generate
 from reasonlab.types import Problem
@@ -41,32 +40,6 @@ class NoEosTokenizer(CharTokenizer):
     @property
     def eos_id(self) -> int:
         return -1
-
-
-def cpu_busy() -> float:
-    """Jiffies all CPUs spent busy so far (from /proc/stat)."""
-    fields = [int(v) for v in open("/proc/stat").readline().split()[1:]]
-    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
-
-
-def timed(fn: Callable[[], object]) -> tuple[float, float]:
-    """Wall seconds of fn(), and the CPU-seconds per second other processes used meanwhile."""
-    busy0, own0, t0 = cpu_busy(), time.process_time(), time.perf_counter()
-    fn()
-    wall = time.perf_counter() - t0
-    foreign = (cpu_busy() - busy0) - (time.process_time() - own0)
-    return wall, max(0.0, foreign / wall)
-
-
-def wait_quiet(max_wait: float, threshold: float = 0.3) -> float:
-    """Wait (up to max_wait s) until other processes use under `threshold` cores; returns their load."""
-    deadline = time.time() + max_wait
-    while True:
-        busy0 = cpu_busy()
-        time.sleep(0.5)
-        load = (cpu_busy() - busy0) / 0.5
-        if load < threshold or time.time() > deadline:
-            return load
 
 
 def make_problems(count: int) -> list[Problem]:

@@ -11,7 +11,9 @@ TINY = ["--set", "pretrain.token_budget=40000", "--set", "pretrain.batch_size=8"
         "--set", "pretrain.eval_every=20", "--set", "pretrain.checkpoint_every=20", "--set", "pretrain.corpus_docs=2000",
         "--set", "model.d_model=32", "--set", "model.n_layers=1", "--set", "model.n_heads=2",
         "--set", "eval.n_problems=6", "--set", "eval.n_samples=4", "--set", "eval.levels=[2]",
-        "--set", "eval.level_problems=4", "--set", "eval.level_samples=2"]
+        "--set", "eval.level_problems=4", "--set", "eval.level_samples=2",
+        "--set", "rl.steps=3", "--set", "rl.prompts_per_step=4", "--set", "rl.group_size=4",
+        "--set", "rl.max_new_tokens=32", "--set", "rl.checkpoint_every=2"]
 
 
 def reasonlab(*args, cwd=None):
@@ -39,15 +41,25 @@ def tiny_run(tmp_path_factory):
 def test_run_writes_the_run_folder(tiny_run):
     summary = json.loads((tiny_run / "summary.json").read_text())
     for key in ("base/pass@1", "base/pass@4", "base/maj@4", "base/loss", "base/greedy_pass@1", "base/d2/pass@1",
-                "model/params", "time/total_s"):
+                "rl/pass@1", "rl/pass@4", "rl/maj@4", "rl/greedy_pass@1", "rl/d2/pass@1", "rl/gain_pass@1",
+                "model/params", "time/total_s", "time/rl_s"):
         assert key in summary, key
     assert 0.0 <= summary["base/pass@1"] <= summary["base/pass@4"] <= 1.0
+    assert 0.0 <= summary["rl/pass@1"] <= summary["rl/pass@4"] <= 1.0
     for name in ("config.yaml", "metrics.jsonl", "report.md", "report.html", "plots/passk.png", "plots/loss.png",
-                 "eval/base.json", "base/model.safetensors", "base/config.json"):
+                 "plots/rl.png", "eval/base.json", "eval/rl.json", "base/model.safetensors", "base/config.json",
+                 "rl/model.safetensors", "rl/config.json"):
         assert (tiny_run / name).is_file(), name
-    assert "plots/passk.png" in (tiny_run / "report.md").read_text()
-    steps = [json.loads(line)["step"] for line in (tiny_run / "metrics.jsonl").read_text().splitlines()]
-    assert steps == sorted(steps) and steps[-1] == 40000 // (8 * 64)
+    report = (tiny_run / "report.md").read_text()
+    assert "plots/passk.png" in report and "plots/rl.png" in report and "Base vs RL" in report
+    rows = [json.loads(line) for line in (tiny_run / "metrics.jsonl").read_text().splitlines()]
+    pretrain_steps = [r["step"] for r in rows if "train/loss" in r]
+    assert pretrain_steps == list(range(1, 40000 // (8 * 64) + 1))
+    rl_rows = [r for r in rows if "reward/mean" in r]
+    assert [r["step"] for r in rl_rows] == [1, 2, 3]
+    for key in ("reward/std", "rl/pass_rate", "rl/zero_var_groups", "rl/clip_frac", "rl/approx_kl", "rl/entropy",
+                "rl/length_mean", "rl/length_max", "rl/tokens_per_s", "rl/sample_s", "rl/judge_s", "rl/update_s"):
+        assert all(key in r for r in rl_rows), key
 
 
 def test_rerun_resumes_without_redoing(tiny_run):

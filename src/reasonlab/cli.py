@@ -1,4 +1,4 @@
-"""The `reasonlab` command line (typer + rich): run, pretrain, eval, report.
+"""The `reasonlab` command line (typer + rich): run, pretrain, rl, eval, report.
 
 Bad input (unknown task or knob, malformed YAML, unknown --set key, missing or corrupt checkpoint, an
 output folder holding another run) prints one line naming the field or file and exits with code 2.
@@ -6,6 +6,7 @@ Usage:
 
     reasonlab run                                  # the CPU demo: configs/default.yaml -> runs/default
     reasonlab run --config configs/insufficient.yaml --set pretrain.token_budget=500000
+    reasonlab rl --base runs/default --out runs/rloo --set rl.advantage=rloo
     reasonlab eval --model runs/default -n 64
 """
 
@@ -35,15 +36,16 @@ SetOpt = typer.Option([], "--set", "-s", help="Override a config field: key.sub=
 
 @app.command()
 def run(config: Optional[Path] = ConfigOpt, out: Optional[Path] = OutOpt, set_: list[str] = SetOpt) -> None:
-    """The main job: pretrain a base model, evaluate it, write summary.json and a report."""
+    """The main job: pretrain a base model, evaluate it, RL, evaluate the RL model, write summary.json and a report."""
     from reasonlab.config import load_config
     from reasonlab.pipeline import run_main_job
 
     cfg = load_config(config, set_)
     run_dir = out or Path("runs") / cfg.name
     console.print(f"[bold]reasonlab run[/] -> {run_dir}")
-    with _pretrain_progress() as on_step:
-        summary = run_main_job(cfg, run_dir, say=lambda m: console.print(f"  {m}"), on_pretrain_step=on_step)
+    with _progress("pretraining", "train/loss") as on_step, _progress("RL", "reward/mean") as on_rl_step:
+        summary = run_main_job(cfg, run_dir, say=lambda m: console.print(f"  {m}"), on_pretrain_step=on_step,
+                               on_rl_step=on_rl_step)
     _print_summary(summary)
     console.print(f"report: {run_dir / 'report.html'}  ({run_dir / 'report.md'})")
 
@@ -58,14 +60,45 @@ def pretrain(config: Optional[Path] = ConfigOpt, out: Optional[Path] = OutOpt, s
     cfg = load_config(config, set_)
     run_dir = out or Path("runs") / cfg.name
     prepare_run_dir(run_dir, cfg)
-    with _pretrain_progress() as on_step:
+    with _progress("pretraining", "train/loss") as on_step:
         run_pretrain(cfg, run_dir, on_step=on_step)
     console.print(f"base model: {run_dir / 'base'}")
 
 
+@app.command()
+def rl(
+    base: Path = typer.Option(..., "--base", "-b", help="A run folder (its base/) or a model folder to start from."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c",
+                                          help="YAML config (default: the base run's config, else the default)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default: runs/<name>-rl)."),
+    set_: list[str] = SetOpt,
+) -> None:
+    """RL post-training of a base model (GRPO family, RLOO, REINFORCE++, PPO); resumable."""
+    from reasonlab.config import load_config
+    from reasonlab.models import load_policy
+    from reasonlab.pipeline import prepare_run_dir, validate
+    from reasonlab.rl.trainer import check_base, train_rl
+    from reasonlab.tasks import get_task
+
+    base_dir, run_cfg = _resolve_model(base, prefer="base")
+    if config is None and run_cfg is not None:
+        config = base / "config.yaml"
+    cfg = load_config(config, set_)
+    run_dir = out or Path("runs") / f"{cfg.name}-rl"
+    if cfg.rl.steps < 1:
+        raise ReasonlabError("rl.steps: must be at least 1 for `reasonlab rl`")
+    validate(cfg)
+    check_base(cfg, load_policy(base_dir), get_task(cfg.task.name, **cfg.task.knobs))  # before writing anything
+    prepare_run_dir(run_dir, cfg)
+    console.print(f"[bold]reasonlab rl[/] {base_dir} -> {run_dir}")
+    with _progress("RL", "reward/mean") as on_step:
+        train_rl(cfg, run_dir, base_dir, on_step=on_step)
+    console.print(f"RL model: {run_dir / 'rl'}  (evaluate it: reasonlab eval --model {run_dir / 'rl'} --task {cfg.task.name})")
+
+
 @app.command("eval")
 def eval_(
-    model: Path = typer.Option(..., "--model", "-m", help="A run folder (its base/) or a model folder."),
+    model: Path = typer.Option(..., "--model", "-m", help="A run folder (its rl/, else base/) or a model folder."),
     task: Optional[str] = typer.Option(None, "--task", "-t", help="Task name (default: the run's task)."),
     n: int = typer.Option(64, "-n", help="Samples per problem."),
     problems: int = typer.Option(200, "--problems", help="Test problems."),
@@ -91,10 +124,11 @@ def eval_(
     knobs = dict(run_cfg.task.knobs) if run_cfg and task_name == run_cfg.task.name else {}
     the_task = get_task(task_name, **{**knobs, **given})
     extra = "".join(f"_{k}{v}" for k, v in given.items())
-    out = out or model_dir.parent / "eval" / f"{task_name}{extra}_n{n}_seed{seed}.json"
+    out = out or model_dir.parent / "eval" / f"{model_dir.name}_{task_name}{extra}_n{n}_seed{seed}.json"
     if out.exists():
         raise ReasonlabError(f"{out} already exists; choose another --out")
     policy = load_policy(model_dir)
+    console.print(f"evaluating {model_dir} on {task_name}")
     params = SamplingParams(n=n, seed=seed, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
     result = evaluate_policy(policy, the_task, the_task.sample("test", problems, seed + 1), params)
     write_text_atomic(out, json.dumps(result) + "\n")
@@ -114,11 +148,15 @@ def report(run_dir: Path = typer.Argument(..., help="A run folder.")) -> None:
     console.print(f"report: {write_report(run_dir)}")
 
 
-def _resolve_model(path: Path):
+def _resolve_model(path: Path, prefer: str = "rl"):
+    """A run folder -> (its model folder, its config); a model folder -> (itself, None).
+
+    In a run folder the RL model is taken when there is one (unless `prefer` is "base")."""
     from reasonlab.config import load_config
 
     if (path / "config.yaml").is_file() and (path / "base").is_dir():
-        return path / "base", load_config(path / "config.yaml")
+        stage = "rl" if prefer == "rl" and (path / "rl" / "config.json").is_file() else "base"
+        return path / stage, load_config(path / "config.yaml")
     return path, None
 
 
@@ -135,14 +173,18 @@ def _parse_knobs(items: list[str]) -> dict:
 
 
 @contextmanager
-def _pretrain_progress() -> Iterator:
-    columns = (TextColumn("  pretraining"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
-               TimeElapsedColumn(), TimeRemainingColumn())
+def _progress(label: str, metric: str) -> Iterator:
+    """A rich progress bar for a training stage, shown from its first step; yields the step callback."""
+    columns = (TextColumn(f"  {label}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn(f"{metric.split('/')[-1]} {{task.fields[value]}}"), TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False) as progress:
-        bar = progress.add_task("pretrain", total=None, loss="-")
+        bar = None
 
         def on_step(done: int, total: int, row: dict) -> None:
-            progress.update(bar, completed=done, total=total, loss=f"{row['train/loss']:.3f}")
+            nonlocal bar
+            if bar is None:
+                bar = progress.add_task(label, total=total, value="-")
+            progress.update(bar, completed=done, total=total, value=f"{row.get(metric, float('nan')):.3f}")
 
         yield on_step
 
@@ -167,8 +209,8 @@ def main() -> None:
     except (typer.Abort, KeyboardInterrupt):
         print("interrupted: rerun the same command to resume", file=sys.stderr)
         sys.exit(130)
-    except FloatingPointError as err:
-        print(f"error: {err}; the last good checkpoint is kept", file=sys.stderr)
+    except FloatingPointError as err:  # divergence: the message says which step and which checkpoint is kept
+        print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
 
 

@@ -10,7 +10,7 @@ falls back to a default). Usage:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -103,6 +103,75 @@ class EvalConfig(_Strict):
     """Sequences generated at once."""
 
 
+class RLConfig(_Strict):
+    steps: int = Field(150, ge=0)
+    """RL optimizer steps after pretraining (0 skips RL in `reasonlab run`)."""
+    advantage: str = "grpo"
+    """Advantage estimator (rl/advantages.py): grpo, dr_grpo, rloo, reinforce_pp, reinforce_pp_baseline, gae (PPO)."""
+    std_scaling: Literal["group", "batch", "none"] = "group"
+    """GRPO: divide by the reward std of the group, of the whole batch, or not at all (Dr. GRPO)."""
+    policy_loss: str = "ppo_clip"
+    """Policy loss (rl/losses.py): ppo_clip (token-level ratio) or gspo (sequence-level ratio)."""
+    aggregation: str = "token_mean"
+    """How per-token losses become one number: seq_mean_token_mean (GRPO), token_mean (DAPO), seq_sum_norm (Dr. GRPO)."""
+    epsilon_low: float = Field(0.2, ge=0)
+    """Lower clip range of the importance ratio (ratio >= 1 - epsilon_low)."""
+    epsilon_high: float = Field(0.28, ge=0)
+    """Upper clip range (ratio <= 1 + epsilon_high); larger than epsilon_low is DAPO's clip-higher."""
+    beta: float = Field(0.0, ge=0)
+    """KL coefficient towards the reference (base) policy; 0 loads no reference model."""
+    kl_estimator: str = "k3"
+    """KL estimator: k1, k2 or k3 (Schulman's approximations)."""
+    kl_in: Literal["loss", "reward"] = "loss"
+    """Put the KL penalty in the loss (GRPO) or subtract it from the per-token reward (PPO, REINFORCE++)."""
+    entropy_coef: float = Field(0.0, ge=0)
+    """Entropy bonus coefficient (0 = none)."""
+    prompts_per_step: int = Field(32, gt=0)
+    """Prompts per RL step (the batch holds prompts_per_step x group_size completions)."""
+    group_size: int = Field(8, gt=0)
+    """Completions sampled per prompt."""
+    num_iterations: int = Field(1, gt=0)
+    """Passes over each batch (GRPO's mu); above 1 the updates after the first are off-policy and clipped."""
+    minibatches: int = Field(1, gt=0)
+    """Optimizer steps per pass (the batch is split into this many minibatches of whole groups)."""
+    lr: float = Field(1e-3, gt=0)
+    """Learning rate (AdamW, constant after warm-up)."""
+    warmup_steps: int = Field(0, ge=0)
+    """Linear warm-up steps."""
+    weight_decay: float = Field(0.0, ge=0)
+    """AdamW weight decay."""
+    grad_clip: float = Field(1.0, gt=0)
+    """Global gradient-norm clip."""
+    temperature: float = Field(1.0, gt=0)
+    """Sampling temperature of the rollouts (the loss uses the same tempered distribution)."""
+    top_p: float = Field(1.0, gt=0, le=1)
+    """Nucleus sampling threshold of the rollouts."""
+    max_new_tokens: int = Field(64, gt=0)
+    """Longest completion; also Dr. GRPO's normalising constant."""
+    rewards: dict[str, float] = Field(default_factory=lambda: {"outcome": 1.0})
+    """Reward functions (rl/rewards.py) and their weights, e.g. {outcome: 1.0, process: 0.5}."""
+    dynamic_sampling: bool = False
+    """DAPO: drop groups whose rewards are all equal and draw more prompts to refill the batch."""
+    max_refill_rounds: int = Field(3, ge=0)
+    """Dynamic sampling: at most this many extra draws per step (then train on what was kept)."""
+    overlong: Literal["none", "mask", "penalty"] = "none"
+    """Truncated completions: keep them, mask them out of the loss, or DAPO's soft length penalty."""
+    overlong_buffer: int = Field(16, ge=1)
+    """Soft penalty: the last this-many tokens before max_new_tokens are penalised linearly, down to -1."""
+    vf_coef: float = Field(0.5, ge=0)
+    """PPO (advantage: gae): weight of the critic's value loss."""
+    value_clip: float | None = Field(0.2, gt=0)
+    """PPO: clip range of the value update (None = unclipped)."""
+    critic_lr: float = Field(1e-3, gt=0)
+    """PPO: learning rate of the critic."""
+    gamma: float = Field(1.0, ge=0, le=1)
+    """Discount (GAE and REINFORCE++ returns)."""
+    lam: float = Field(0.95, ge=0, le=1)
+    """GAE lambda."""
+    checkpoint_every: int = Field(25, gt=0)
+    """RL steps between checkpoints (a rerun resumes from the last)."""
+
+
 class TrackingConfig(_Strict):
     tensorboard: bool = False
     """Also write TensorBoard event files (needs the `tensorboard` package)."""
@@ -118,6 +187,7 @@ class RunConfig(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    rl: RLConfig = Field(default_factory=RLConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
 

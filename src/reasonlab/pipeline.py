@@ -1,7 +1,9 @@
 """The main job behind `reasonlab run`: one run folder, its stages in order, each resumable.
 
 Stages: pretrain the base (resumes from its last checkpoint) -> evaluate the base on the test split
-(pass@k, maj@k, greedy accuracy, breakdown by difficulty) -> summary.json -> report. A stage whose
+(pass@k, maj@k, greedy accuracy, breakdown by difficulty) -> RL post-training (resumes from its last
+checkpoint; skipped when rl.steps is 0) -> evaluate the RL model with the same protocol ->
+summary.json -> report. A stage whose
 output already exists in the folder is not redone, so rerunning after a crash continues the run,
 and rerunning a finished run only rewrites its report.
 A folder that holds a run with a different config is refused, never overwritten. Usage:
@@ -34,7 +36,10 @@ def validate(cfg: RunConfig) -> None:
     """Fail fast on a config that cannot run (unknown task or knob, bad mixture), before any write."""
     from reasonlab.pretrain import corpus_mixture
 
+    from reasonlab.rl.trainer import validate_rl
+
     corpus_mixture(cfg).validate_for(get_task(cfg.task.name, **cfg.task.knobs))
+    validate_rl(cfg)
     if cfg.model.d_model % cfg.model.n_heads:
         raise ConfigError(f"model.n_heads: {cfg.model.n_heads} does not divide model.d_model ({cfg.model.d_model})")
 
@@ -60,10 +65,12 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig) -> None:
 
 
 def run_main_job(cfg: RunConfig, run_dir: Path, say: Progress = lambda msg: None,
-                 on_pretrain_step: Callable[[int, int, dict[str, float]], None] | None = None) -> dict[str, Any]:
+                 on_pretrain_step: Callable[[int, int, dict[str, float]], None] | None = None,
+                 on_rl_step: Callable[[int, int, dict[str, float]], None] | None = None) -> dict[str, Any]:
     """Run every stage of the main job in `run_dir` and return the summary."""
     from reasonlab.pretrain import pretrain
     from reasonlab.report import write_report
+    from reasonlab.rl.trainer import train_rl
 
     prepare_run_dir(run_dir, cfg)
     done = run_dir / "summary.json"
@@ -86,11 +93,23 @@ def run_main_job(cfg: RunConfig, run_dir: Path, say: Progress = lambda msg: None
         "base/loss": _last_metric(run_dir / "metrics.jsonl", "eval/loss"),
         "base/train_loss": _last_metric(run_dir / "metrics.jsonl", "train/loss"),
         "model/params": policy.num_parameters(),
-        "time/pretrain_s": round(pretrain_s, 1),
-        "time/eval_s": round(eval_s, 1),
+    }
+    timings = {"time/pretrain_s": round(pretrain_s, 1), "time/eval_s": round(eval_s, 1)}
+    if cfg.rl.steps > 0:
+        say(f"RL post-training ({cfg.rl.advantage}, {cfg.rl.steps} steps)")
+        t = time.perf_counter()
+        rl_policy = train_rl(cfg, run_dir, run_dir / "base", on_step=on_rl_step)
+        timings["time/rl_s"] = round(time.perf_counter() - t, 1)
+        say("evaluating the RL model")
+        t = time.perf_counter()
+        summary.update(_prefixed("rl", evaluate_stage(rl_policy, cfg, run_dir, "rl")))
+        summary["rl/gain_pass@1"] = round(summary["rl/pass@1"] - summary["base/pass@1"], 4)
+        timings["time/rl_eval_s"] = round(time.perf_counter() - t, 1)
+    summary.update({
+        **timings,
         "time/total_s": round(time.perf_counter() - t0, 1),
         "resources/peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-    }
+    })
     write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     say("writing the report")
     write_report(run_dir)

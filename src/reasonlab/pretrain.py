@@ -135,7 +135,8 @@ def pretrain(
             x, y, w = get_batch(train, pc.batch_size, pc.seq_len, cfg.seed, step)
             loss = masked_loss(policy.logits(x), y, w)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"pretraining diverged at step {step} (loss {loss.item()})")
+                raise FloatingPointError(f"pretraining diverged at step {step + 1} (loss {loss.item()}); "
+                                         f"the last good checkpoint is kept in {ckpt_dir}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(module.parameters(), pc.grad_clip)

@@ -1,8 +1,10 @@
 """Run folder -> report.md + report.html with PNG plots. Reads files only, never training code.
 
-Plots: the pass@k curve of every evaluated model (eval/<name>.json), the pretraining loss curve
-(train and held-out, from metrics.jsonl), and pass@1 by difficulty when extra levels were evaluated.
-The report also shows summary.json as a table and a few sampled solutions with their verdicts.
+Plots: the pass@k curves of the base and RL models on one plot (eval/<name>.json), the pretraining
+loss curve (train and held-out, from metrics.jsonl), the RL curves (reward and pass rate, KL,
+completion length, shortcut rate and entropy per step), and pass@1 by difficulty when extra levels
+were evaluated. The report also shows base vs RL headline metrics, summary.json as a table, and a
+few sampled solutions of each model with their verdicts.
 Usage:
 
     reasonlab report runs/default
@@ -38,13 +40,16 @@ def write_report(run_dir: Path) -> Path:
     metrics = read_metrics(run_dir / "metrics.jsonl")
     if any("train/loss" in r for r in metrics):
         figures.append(("Pretraining loss", plot_loss(metrics, plots / "loss.png")))
+    if any("reward/mean" in r for r in metrics):
+        figures.append(("RL training curves", plot_rl(metrics, plots / "rl.png")))
     levels = _level_results(run_dir)
     if levels:
         figures.append(("pass@1 by difficulty", plot_levels(levels, plots / "difficulty.png")))
-    samples = _samples(evals.get("base"))
-    md = _markdown(run_dir.name, summary, figures, samples)
+    samples = {m: _samples(e) for m, e in evals.items()}
+    comparison = _comparison(summary)
+    md = _markdown(run_dir.name, summary, comparison, figures, samples)
     (run_dir / "report.md").write_text(md)
-    (run_dir / "report.html").write_text(_html(run_dir.name, summary, figures, samples))
+    (run_dir / "report.html").write_text(_html(run_dir.name, summary, comparison, figures, samples))
     return run_dir / "report.md"
 
 
@@ -77,6 +82,44 @@ def plot_loss(metrics: list[dict[str, Any]], path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend()
     return _save(fig, path)
+
+
+def plot_rl(metrics: list[dict[str, Any]], path: Path) -> Path:
+    """Per RL step: reward and pass rate, KL, completion length, shortcut rate and entropy."""
+    rows = [r for r in metrics if "reward/mean" in r]
+    steps = [r["step"] for r in rows]
+    panels = [
+        ("reward", [("reward/mean", "reward mean"), ("rl/pass_rate", "pass rate")]),
+        ("KL", [("rl/kl_ref", "KL to the base"), ("rl/approx_kl", "KL to the sampling policy")]),
+        ("completion length (tokens)", [("rl/length_mean", "mean"), ("rl/length_max", "max")]),
+        ("share / nats", [("rl/shortcut_rate", "shortcut rate"), ("rl/entropy", "entropy"),
+                          ("rl/zero_var_groups", "zero-variance groups")]),
+    ]
+    fig, axes = plt.subplots(2, 2, figsize=(9, 6), sharex=True)
+    for ax, (ylabel, series) in zip(axes.flat, panels):
+        for key, label in series:
+            if any(key in r for r in rows):
+                ax.plot(steps, [r.get(key, float("nan")) for r in rows], label=label)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    for ax in axes[-1]:
+        ax.set_xlabel("RL step")
+    return _save(fig, path)
+
+
+COMPARED = ("pass@1", "greedy_pass@1", "maj@64", "shortcut_rate", "shortcut_accuracy", "stepwise_accuracy",
+            "process_valid_rate", "malformed_rate", "mean_length")
+
+
+def _comparison(summary: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(metric, base, RL) rows for the headline metrics, when the run has an RL model."""
+    if "rl/pass@1" not in summary:
+        return []
+    ks = sorted({int(k.split("@")[1]) for k in summary if k.startswith("base/pass@")})
+    names = ["pass@1", *(f"pass@{k}" for k in ks[1:] if k in (8, ks[-1]))] + list(COMPARED[1:])
+    return [(n, summary.get(f"base/{n}"), summary.get(f"rl/{n}")) for n in names if f"base/{n}" in summary]
 
 
 def plot_levels(levels: dict[str, dict[int, float]], path: Path) -> Path:
@@ -120,33 +163,51 @@ def _samples(result: dict[str, Any] | None) -> list[dict[str, Any]]:
     return [chosen[k] for k in sorted(chosen)]
 
 
-def _markdown(title: str, summary: dict[str, Any], figures: list[tuple[str, Path]], samples: list[dict]) -> str:
-    lines = [f"# reasonlab run: {title}", "", "## Summary", "", "| metric | value |", "|---|---|"]
+def _markdown(title: str, summary: dict[str, Any], comparison: list[tuple[str, Any, Any]],
+              figures: list[tuple[str, Path]], samples: dict[str, list[dict]]) -> str:
+    lines = [f"# reasonlab run: {title}", ""]
+    if comparison:
+        lines += ["## Base vs RL (test split)", "", "| metric | base | RL |", "|---|---|---|"]
+        lines += [f"| {n} | {b} | {r} |" for n, b, r in comparison]
+        lines += [""]
+    lines += ["## Summary", "", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in summary.items()]
     for caption, path in figures:
         lines += ["", f"## {caption}", "", f"![{caption}](plots/{path.name})"]
-    if samples:
-        lines += ["", "## Sampled solutions of the base model", ""]
-        for s in samples:
+    for model, chosen in samples.items():
+        if chosen:
+            lines += ["", f"## Sampled solutions of the {_MODEL_NAMES[model]}", ""]
+        for s in chosen:
             lines += [f"Prompt `{s['prompt'].strip()}` (reference {s['reference']}): **{s['outcome']}**, "
                       f"first wrong step {s['first_error']}", "", "```", s["text"].rstrip(), "```", ""]
     return "\n".join(lines) + "\n"
 
 
-def _html(title: str, summary: dict[str, Any], figures: list[tuple[str, Path]], samples: list[dict]) -> str:
+_MODEL_NAMES = {"base": "base model", "rl": "RL model"}
+
+
+def _html(title: str, summary: dict[str, Any], comparison: list[tuple[str, Any, Any]],
+          figures: list[tuple[str, Path]], samples: dict[str, list[dict]]) -> str:
     esc = html.escape
+    table = ""
+    if comparison:
+        cells = "".join(f"<tr><td>{esc(n)}</td><td>{esc(str(b))}</td><td>{esc(str(r))}</td></tr>"
+                        for n, b, r in comparison)
+        table = f"<h2>Base vs RL (test split)</h2><table><tr><th>metric</th><th>base</th><th>RL</th></tr>{cells}</table>"
     rows = "".join(f"<tr><td>{esc(str(k))}</td><td>{esc(str(v))}</td></tr>" for k, v in summary.items())
     figs = "".join(f"<h2>{esc(c)}</h2><img src='plots/{esc(p.name)}' alt='{esc(c)}'>" for c, p in figures)
-    sample_html = "".join(
-        f"<p>Prompt <code>{esc(s['prompt'].strip())}</code> (reference {esc(str(s['reference']))}): "
-        f"<b>{esc(s['outcome'])}</b>, first wrong step {esc(str(s['first_error']))}</p><pre>{esc(s['text'])}</pre>"
-        for s in samples)
-    if sample_html:
-        sample_html = "<h2>Sampled solutions of the base model</h2>" + sample_html
+    sample_html = ""
+    for model, chosen in samples.items():
+        if chosen:
+            sample_html += f"<h2>Sampled solutions of the {_MODEL_NAMES[model]}</h2>"
+        sample_html += "".join(
+            f"<p>Prompt <code>{esc(s['prompt'].strip())}</code> (reference {esc(str(s['reference']))}): "
+            f"<b>{esc(s['outcome'])}</b>, first wrong step {esc(str(s['first_error']))}</p><pre>{esc(s['text'])}</pre>"
+            for s in chosen)
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>reasonlab: {esc(title)}</title>"
-            "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}td{padding:2px 12px}"
+            "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}td,th{padding:2px 12px}"
             "img{max-width:100%}</style></head>"
-            f"<body><h1>reasonlab run: {esc(title)}</h1><h2>Summary</h2><table>{rows}</table>"
+            f"<body><h1>reasonlab run: {esc(title)}</h1>{table}<h2>Summary</h2><table>{rows}</table>"
             f"{figs}{sample_html}</body></html>\n")
 
 

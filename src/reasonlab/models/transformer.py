@@ -225,6 +225,7 @@ class Transformer(nn.Module):
         input_ids: torch.Tensor,  # (B, T)
         attention_mask: torch.Tensor | None = None,  # (B, T_past + T), 1 = real token
         cache: KVCache | None = None,
+        hidden: bool = False,  # return the final normalised hidden states (B, T, D) instead of logits
     ) -> torch.Tensor:  # (B, T, V)
         b, t = input_ids.shape
         start = cache.length if cache is not None else 0
@@ -246,6 +247,8 @@ class Transformer(nn.Module):
         for layer in self.layers:
             x = block_forward(x, layer.weights(), shape, freqs, mask, None, 0)
         x = F.rms_norm(x, (x.shape[-1],), self.norm.weight, EPS)
+        if hidden:
+            return x.view(b, t, -1)  # (B, T, D)
         return torch.mm(x, self.head_weight().t()).view(b, t, -1)  # (B, T, V)
 
     def _forward_cached(self, x: torch.Tensor, shape: tuple[int, int, int], freqs: torch.Tensor,

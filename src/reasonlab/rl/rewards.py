@@ -1,0 +1,79 @@
+"""Rewards: plain functions of (Problem, Rollout, Verdict) -> float, combined with weights from the config.
+
+Built in: `outcome` (the verifier's answer check), `format` (a parsable answer that ended on its own),
+`process` (the fraction of valid steps, from the task's exact step verdicts; an answer without steps
+earns 0) and `first_error` (-1 when some step is wrong, the penalty at the first wrong step that
+process-supervision papers use, 0 otherwise). The config names them with weights,
+`rl.rewards: {outcome: 1.0, process: 0.5}`. A new reward is a few lines:
+
+    @register_reward("short")
+    def short(problem, rollout, verdict): return -len(rollout.token_ids) / 64
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+from reasonlab.errors import ConfigError
+from reasonlab.types import Outcome, Problem, Rollout, Verdict
+
+RewardFn = Callable[[Problem, Rollout, Verdict], float]
+REWARDS: dict[str, RewardFn] = {}
+
+
+def register_reward(name: str) -> Callable[[RewardFn], RewardFn]:
+    """Decorator: make `fn(problem, rollout, verdict) -> float` usable as `rl.rewards: {name: weight}`."""
+
+    def decorate(fn: RewardFn) -> RewardFn:
+        REWARDS[name] = fn
+        return fn
+
+    return decorate
+
+
+@register_reward("outcome")
+def outcome(problem: Problem, rollout: Rollout, verdict: Verdict) -> float:
+    """1 for a correct final answer, else 0."""
+    return 1.0 if verdict.correct else 0.0
+
+
+@register_reward("format")
+def format_reward(problem: Problem, rollout: Rollout, verdict: Verdict) -> float:
+    """1 when the answer parses and the completion ended by itself (not cut at the length limit)."""
+    return 1.0 if verdict.outcome is not Outcome.MALFORMED and rollout.finish_reason != "length" else 0.0
+
+
+@register_reward("process")
+def process(problem: Problem, rollout: Rollout, verdict: Verdict) -> float:
+    """Fraction of valid steps (0 without steps, or where the task cannot judge steps)."""
+    steps = verdict.steps_valid
+    return sum(steps) / len(steps) if steps else 0.0
+
+
+@register_reward("first_error")
+def first_error(problem: Problem, rollout: Rollout, verdict: Verdict) -> float:
+    """-1 when a step is wrong (and not retracted by a check), else 0."""
+    return -1.0 if verdict.first_error is not None and verdict.first_error >= 0 else 0.0
+
+
+def check_rewards(weights: Mapping[str, float]) -> None:
+    """Fail on an empty reward mix or an unknown reward name."""
+    if not weights:
+        raise ConfigError("rl.rewards: name at least one reward, e.g. {outcome: 1.0}")
+    unknown = [name for name in weights if name not in REWARDS]
+    if unknown:
+        raise ConfigError(f"rl.rewards: unknown reward {unknown[0]!r} (known: {', '.join(sorted(REWARDS))})")
+
+
+def score(weights: Mapping[str, float], problem: Problem, rollout: Rollout, verdict: Verdict) -> dict[str, float]:
+    """Each named reward of one rollout, and their weighted sum under the key "total"."""
+    parts = {name: float(REWARDS[name](problem, rollout, verdict)) for name in weights}
+    parts["total"] = sum(weights[name] * value for name, value in parts.items())
+    return parts
+
+
+def overlong_penalty(length: int, max_new_tokens: int, buffer: int) -> float:
+    """DAPO's soft overlong punishment (Yu et al. 2025, eq. 13): 0 up to max - buffer tokens, then
+    falling linearly to -1 at max tokens: ((max - buffer) - length) / buffer."""
+    free = max_new_tokens - buffer
+    return 0.0 if length <= free else max(-1.0, (free - length) / buffer)

@@ -1,0 +1,312 @@
+"""RL post-training, top to bottom: sample -> judge -> advantages -> num_iterations x minibatch updates -> log.
+
+One loop serves the GRPO family (GRPO, Dr. GRPO, DAPO, GSPO), RLOO, REINFORCE++ and PPO: the
+algorithm is the choice of advantage estimator (`rl.advantage`), policy loss (`rl.policy_loss`),
+aggregation (`rl.aggregation`) and KL placement (`rl.kl_in`), all by name from registries. PPO is
+`advantage: gae`, which adds a critic (rl/critic.py) trained in the same update. Departures:
+- Rewards are per sequence; the KL penalty, when `kl_in: reward`, is the only per-token reward.
+- With one pass and one minibatch (the default) the old logprobs are the current ones detached
+  (ratio 1, as TRL does); otherwise they come from one no-grad forward before the first update.
+- The loss uses the policy's logits divided by the sampling temperature (TRL does the same); top-p
+  is not applied in the loss.
+- Every draw of prompts and completions is seeded by (seed, step, round): no hidden RNG state, so a
+  resumed run repeats exactly what an uninterrupted one does (torch's and Python's global RNG states
+  are checkpointed anyway, for reward functions that use them).
+Usage:
+
+    reasonlab rl --base runs/default --set rl.steps=100 --set rl.advantage=rloo
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from reasonlab.checkpointing import TrainState, latest_state, save_state
+from reasonlab.config import RLConfig, RunConfig
+from reasonlab.errors import ConfigError
+from reasonlab.evaluate.runner import is_shortcut
+from reasonlab.models import Policy, load_policy
+from reasonlab.pretrain import make_optimizer
+from reasonlab.rl.advantages import AdvantageInputs, AdvantageParams, get_advantage, needs_groups, needs_values
+from reasonlab.rl.critic import Critic
+from reasonlab.rl.losses import (approx_kl, entropy_from_logits, get_aggregation, get_kl_estimator,
+                                 get_policy_loss, value_loss)
+from reasonlab.rl.rewards import check_rewards
+from reasonlab.rl.rollouts import Batch, Collected, collect, make_batch, round_seed
+from reasonlab.tasks import Task, get_task
+from reasonlab.tracking import MetricsLogger, truncate_after
+
+PREFIXES = ("rl/", "reward/")  # metric names written by this stage
+
+
+class Diverged(FloatingPointError):
+    """A non-finite loss or gradient: the update is not applied."""
+
+
+@dataclass
+class Learner:
+    """Everything an RL step updates or reads besides the data: policy, optimizer, reference, critic."""
+
+    policy: Policy
+    optimizer: torch.optim.Optimizer
+    reference: Policy | None = None
+    critic: Critic | None = None
+    critic_optimizer: torch.optim.Optimizer | None = None
+
+
+def validate_rl(cfg: RunConfig) -> None:
+    """Fail fast on names that are not registered and on combinations that cannot work."""
+    rc = cfg.rl
+    get_advantage(rc.advantage)
+    get_policy_loss(rc.policy_loss)
+    get_aggregation(rc.aggregation)
+    get_kl_estimator(rc.kl_estimator)
+    check_rewards(rc.rewards)
+    if needs_groups(rc.advantage) and rc.group_size < 2:
+        raise ConfigError(f"rl.group_size: {rc.advantage} needs groups of at least 2 completions "
+                          f"(a group baseline of one sample is the sample itself), got {rc.group_size}")
+    if rc.minibatches > rc.prompts_per_step:
+        raise ConfigError(f"rl.minibatches: {rc.minibatches} is more than rl.prompts_per_step "
+                          f"({rc.prompts_per_step}); a minibatch holds whole groups")
+
+
+def make_learner(cfg: RunConfig, policy: Policy, reference: Policy | None = None) -> Learner:
+    """Optimizer for `policy`, plus a frozen reference (when beta > 0) and a critic (for gae)."""
+    validate_rl(cfg)
+    rc = cfg.rl
+    learner = Learner(policy, make_optimizer(policy.module, rc.lr, rc.weight_decay))
+    if rc.beta > 0:
+        learner.reference = reference if reference is not None else copy.deepcopy(policy)
+        learner.reference.module.requires_grad_(False).eval()
+    if needs_values(rc.advantage):
+        learner.critic = Critic.from_policy(policy)
+        learner.critic_optimizer = make_optimizer(learner.critic, rc.critic_lr, rc.weight_decay)
+    return learner
+
+
+def rl_step(cfg: RunConfig, learner: Learner, task: Task, step: int) -> dict[str, float]:
+    """One RL step; returns its metrics. Raises Diverged (nothing applied) on a non-finite loss."""
+    rc = cfg.rl
+    t0 = time.perf_counter()
+    # 1-2. sample a group of completions per prompt and judge them (dynamic sampling refills)
+    collected = collect(learner.policy, task, rc, cfg.seed, step)
+    metrics = rollout_metrics(collected)
+    if not collected.groups:  # every group had equal rewards: no signal, no update
+        return {**metrics, **_timing(collected, 0.0, t0)}
+    t = time.perf_counter()
+    batch = make_batch(collected.groups, learner.policy.tokenizer.pad_id, mask_truncated=rc.overlong == "mask")
+    # 3. what stays fixed during the updates: old / reference logprobs, values, advantages
+    on_policy = rc.num_iterations == 1 and rc.minibatches == 1
+    kl_reward = learner.reference is not None and rc.kl_in == "reward"
+    old_logp = None if on_policy and not kl_reward else _logprobs(learner.policy, batch, rc.temperature)
+    ref_logp = _logprobs(learner.reference, batch, rc.temperature) if learner.reference else None
+    old_values = _values(learner.critic, batch) if learner.critic else None
+    token_rewards = place_rewards(batch, rc, ref_logp if kl_reward else None, old_logp)
+    inputs = AdvantageInputs(token_rewards, batch.token_mask, rc.group_size, old_values)
+    advantages, returns = get_advantage(rc.advantage)(inputs, AdvantageParams(rc.std_scaling, rc.gamma, rc.lam))
+    # 4. num_iterations passes of minibatch updates
+    stats: list[dict[str, float]] = []
+    for iteration in range(rc.num_iterations):
+        for rows in minibatch_rows(len(collected.groups), rc.group_size, rc.minibatches,
+                                   round_seed(cfg.seed, step, 1000 + iteration)):
+            stats.append(policy_update(learner, batch, rows, advantages, old_logp, ref_logp, rc))
+            if learner.critic is not None:
+                stats[-1].update(critic_update(learner, batch, rows, returns, old_values, rc))
+    metrics.update({k: sum(s[k] for s in stats) / len(stats) for k in stats[0]})
+    return {**metrics, **_timing(collected, time.perf_counter() - t, t0)}
+
+
+def place_rewards(batch: Batch, rc: RLConfig, ref_logp: torch.Tensor | None,
+                  logp: torch.Tensor | None) -> torch.Tensor:
+    """Token rewards (B, L): the sequence reward on its last token, minus beta x KL(policy, reference)
+    per token when `ref_logp` is given (the KL penalty in the reward)."""
+    last = torch.nn.functional.one_hot(batch.lengths - 1, batch.token_mask.shape[1]).float()  # (B, L)
+    token_rewards = last * batch.rewards[:, None]  # (B, L)
+    if ref_logp is not None and logp is not None:
+        token_rewards = token_rewards - rc.beta * get_kl_estimator(rc.kl_estimator)(logp, ref_logp) * batch.token_mask
+    return token_rewards
+
+
+def policy_update(learner: Learner, batch: Batch, rows: torch.Tensor, advantages: torch.Tensor,
+                  old_logp: torch.Tensor | None, ref_logp: torch.Tensor | None, rc: RLConfig) -> dict[str, float]:
+    """One optimizer step of the policy on the sequences `rows`."""
+    logits = batch.completion_logits(learner.policy.logits(batch.input_ids[rows], batch.attention_mask[rows]))
+    logits = logits.float() / rc.temperature  # (b, L, V)
+    logp = logits.log_softmax(-1).gather(-1, batch.completion_ids[rows, :, None]).squeeze(-1)  # (b, L)
+    mask = batch.completion_mask[rows]
+    old = logp.detach() if old_logp is None else old_logp[rows]
+    aggregate = get_aggregation(rc.aggregation)
+    per_token, clipped = get_policy_loss(rc.policy_loss)(logp, old, advantages[rows], mask,
+                                                          rc.epsilon_low, rc.epsilon_high)
+    loss = aggregate(per_token, mask, rc.max_new_tokens)
+    out: dict[str, float] = {}
+    if ref_logp is not None:
+        kl = get_kl_estimator(rc.kl_estimator)(logp, ref_logp[rows])  # (b, L)
+        out["rl/kl_ref"] = _masked_mean(kl.detach(), mask)
+        if rc.kl_in == "loss":
+            loss = loss + rc.beta * aggregate(kl, mask, rc.max_new_tokens)
+    entropy = entropy_from_logits(logits if rc.entropy_coef > 0 else logits.detach())  # (b, L)
+    if rc.entropy_coef > 0:
+        loss = loss - rc.entropy_coef * aggregate(entropy, mask, rc.max_new_tokens)
+    grad_norm = _apply(loss, learner.policy.module, learner.optimizer, rc.grad_clip)
+    return {**out, "rl/loss": loss.item(), "rl/grad_norm": grad_norm,
+            "rl/clip_frac": _masked_mean(clipped.float(), mask),
+            "rl/approx_kl": _masked_mean(approx_kl(logp.detach(), old), mask),
+            "rl/entropy": _masked_mean(entropy.detach(), mask)}
+
+
+def critic_update(learner: Learner, batch: Batch, rows: torch.Tensor, returns: torch.Tensor,
+                  old_values: torch.Tensor, rc: RLConfig) -> dict[str, float]:
+    """One optimizer step of the critic (PPO's value loss, clipped around the values at sampling time)."""
+    values = batch.completion_logits(learner.critic(batch.input_ids[rows], batch.attention_mask[rows]))  # (b, L)
+    mask = batch.completion_mask[rows]
+    per_token = value_loss(values, old_values[rows], returns[rows], mask, rc.value_clip)
+    loss = rc.vf_coef * get_aggregation("token_mean")(per_token, mask, rc.max_new_tokens)
+    _apply(loss, learner.critic, learner.critic_optimizer, rc.grad_clip)
+    return {"rl/value_loss": loss.item(), "rl/value_mean": _masked_mean(values.detach(), mask)}
+
+
+def _apply(loss: torch.Tensor, module: torch.nn.Module, optimizer: torch.optim.Optimizer, clip: float) -> float:
+    """Backward, clip, step; refuses (Diverged) a non-finite loss or gradient before touching weights."""
+    if not torch.isfinite(loss):
+        raise Diverged(f"loss {loss.item()}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(module.parameters(), clip))
+    if not math.isfinite(grad_norm):
+        optimizer.zero_grad(set_to_none=True)
+        raise Diverged(f"gradient norm {grad_norm}")
+    optimizer.step()
+    return grad_norm
+
+
+def minibatch_rows(n_groups: int, group_size: int, minibatches: int, seed: int) -> list[torch.Tensor]:
+    """Row indices of each minibatch: whole groups, shuffled by `seed` (one minibatch: all rows in order)."""
+    if minibatches == 1:
+        return [torch.arange(n_groups * group_size)]
+    order = torch.randperm(n_groups, generator=torch.Generator().manual_seed(seed))
+    parts = [p for p in order.tensor_split(minibatches) if len(p)]
+    return [(p[:, None] * group_size + torch.arange(group_size)[None]).flatten() for p in parts]
+
+
+@torch.no_grad()
+def _logprobs(policy: Policy, batch: Batch, temperature: float) -> torch.Tensor:
+    """Logprobs (B, L) of the completion tokens under `policy` (no gradient)."""
+    logits = batch.completion_logits(policy.logits(batch.input_ids, batch.attention_mask)).float() / temperature
+    return logits.log_softmax(-1).gather(-1, batch.completion_ids[..., None]).squeeze(-1)
+
+
+@torch.no_grad()
+def _values(critic: Critic, batch: Batch) -> torch.Tensor:
+    return batch.completion_logits(critic(batch.input_ids, batch.attention_mask))  # (B, L)
+
+
+def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> float:
+    return float((x * mask).sum() / mask.sum().clamp(min=1.0))
+
+
+def rollout_metrics(collected: Collected) -> dict[str, float]:
+    """Reward, pass rate, signal and length statistics over every completion sampled this step."""
+    groups = collected.sampled
+    parts = [p for g in groups for p in g.rewards]
+    totals = torch.tensor([p["total"] for p in parts])
+    verdicts = [v for g in groups for v in g.verdicts]
+    rollouts = [r for g in groups for r in g.rollouts]
+    lengths = [len(r.token_ids) for r in rollouts]
+    out = {
+        "reward/mean": float(totals.mean()),
+        "reward/std": float(totals.std()) if len(totals) > 1 else 0.0,
+        **{f"reward/{k}": sum(p[k] for p in parts) / len(parts) for k in parts[0] if k != "total"},
+        "rl/pass_rate": sum(v.correct for v in verdicts) / len(verdicts),
+        "rl/shortcut_rate": sum(is_shortcut(v) for v in verdicts) / len(verdicts),
+        "rl/zero_var_groups": sum(not g.has_signal() for g in groups) / len(groups),
+        "rl/groups_trained": len(collected.groups),
+        "rl/length_mean": sum(lengths) / len(lengths),
+        "rl/length_max": max(lengths),
+        "rl/truncated_rate": sum(r.finish_reason == "length" for r in rollouts) / len(rollouts),
+        "rl/completion_tokens": sum(lengths),
+        "rl/prompt_tokens": collected.prompt_tokens,
+    }
+    return out
+
+
+def _timing(collected: Collected, update_s: float, t0: float) -> dict[str, float]:
+    step_s = time.perf_counter() - t0
+    return {"rl/sample_s": collected.sample_s, "rl/judge_s": collected.judge_s, "rl/update_s": update_s,
+            "rl/step_s": step_s, "rl/tokens_per_s": sum(len(r.token_ids) for g in collected.sampled
+                                                         for r in g.rollouts) / step_s}
+
+
+def check_base(cfg: RunConfig, policy: Policy, task: Task) -> None:
+    """The base must read the task's prompts and hold prompt + max_new_tokens positions."""
+    probe = task.sample("train", 64, cfg.seed)
+    try:
+        longest = max(len(policy.tokenizer.encode(p.prompt)) for p in probe) + 1
+    except (ValueError, KeyError) as err:
+        raise ConfigError(f"task {task.name!r}: the base model's tokenizer cannot encode its prompts ({err})") from None
+    max_len = getattr(getattr(policy, "config", None), "max_seq_len", None)
+    if max_len is not None and longest + cfg.rl.max_new_tokens > max_len:
+        raise ConfigError(f"rl.max_new_tokens: {cfg.rl.max_new_tokens} + prompts of {longest} tokens exceed "
+                          f"the base model's max_seq_len {max_len}")
+
+
+def train_rl(cfg: RunConfig, run_dir: Path, base_dir: Path,
+             on_step: Callable[[int, int, dict[str, Any]], None] | None = None) -> Policy:
+    """RL from the policy in `base_dir`, in `run_dir` (resumes from checkpoints/rl); saves run_dir/rl."""
+    rc = cfg.rl
+    task = get_task(cfg.task.name, **cfg.task.knobs)
+    policy = load_policy(base_dir)
+    check_base(cfg, policy, task)
+    learner = make_learner(cfg, policy, load_policy(base_dir) if rc.beta > 0 else None)
+    ckpt_dir = run_dir / "checkpoints" / "rl"
+    start = resume(learner, ckpt_dir)
+    metrics_path = run_dir / "metrics.jsonl"
+    truncate_after(metrics_path, start, PREFIXES)
+    policy.module.train()
+    with MetricsLogger(metrics_path, run_dir / "tb" if cfg.tracking.tensorboard else None) as log:
+        for step in range(start, rc.steps):
+            try:
+                row = rl_step(cfg, learner, task, step)
+            except Diverged as err:
+                last = (ckpt_dir / "latest").read_text().strip() if (ckpt_dir / "latest").is_file() else None
+                kept = f"the last good checkpoint is {ckpt_dir / last}" if last else "no RL checkpoint was written yet"
+                raise Diverged(f"RL diverged at step {step + 1} ({err}); {kept}") from None
+            row["rl/lr"] = learner.optimizer.param_groups[0]["lr"]
+            log.log(row, step=step + 1)
+            if on_step is not None:
+                on_step(step + 1, rc.steps, row)
+            if (step + 1) % rc.checkpoint_every == 0 or step + 1 == rc.steps:
+                checkpoint(learner, ckpt_dir, step + 1)
+    policy.module.eval()
+    policy.save(run_dir / "rl")
+    return policy
+
+
+def checkpoint(learner: Learner, ckpt_dir: Path, step: int) -> None:
+    extra: dict[str, Any] = {"torch_rng": torch.get_rng_state(), "python_rng": random.getstate()}
+    if learner.critic is not None:
+        extra["critic"] = learner.critic.state_dict()
+        extra["critic_optimizer"] = learner.critic_optimizer.state_dict()
+    save_state(ckpt_dir, TrainState(step=step), learner.policy.module, learner.optimizer, extra)
+
+
+def resume(learner: Learner, ckpt_dir: Path) -> int:
+    """Load the newest RL checkpoint into `learner` in place; the step to start from (0 if none)."""
+    found = latest_state(ckpt_dir, learner.policy.module, learner.optimizer)
+    if found is None:
+        return 0
+    state, extra = found
+    torch.set_rng_state(extra["torch_rng"])
+    random.setstate(extra["python_rng"])
+    if learner.critic is not None:
+        learner.critic.load_state_dict(extra["critic"])
+        learner.critic_optimizer.load_state_dict(extra["critic_optimizer"])
+    return state.step
