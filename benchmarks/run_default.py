@@ -1,5 +1,5 @@
 """The main job as a user runs it: wall time and peak memory of `reasonlab run` on a config, and
-the base model's headline numbers (pass@1, pass@64, greedy accuracy).
+the headline numbers of the base and RL models (pass@1, pass@64, greedy accuracy).
 
 Peak memory is the maximum resident set size reported by GNU time for the whole process.
 Run: python benchmarks/run_default.py [--config configs/default.yaml] [--seed 0]
@@ -41,14 +41,22 @@ def main() -> None:
     row = {
         "config": name, "seed": args.seed, "machine": machine(), "date": time.strftime("%Y-%m-%d"),
         "wall_s": round(wall, 1), "peak_rss_mib": round(rss_kb / 1024), "pretrain_s": s["time/pretrain_s"],
-        "eval_s": s["time/eval_s"], "params": s["model/params"], "pass@1": s["base/pass@1"],
-        "pass@64": s.get("base/pass@64"), "greedy": s["base/greedy_pass@1"],
+        "eval_s": s["time/eval_s"], "rl_s": s.get("time/rl_s"), "rl_eval_s": s.get("time/rl_eval_s"),
+        "params": s["model/params"],
+        **{f"{m}/{k}": s.get(f"{m}/{k}") for m in ("base", "rl") for k in ("pass@1", "pass@64", "greedy_pass@1")},
     }
     (out.parent / f"run_{name}_seed{args.seed}.json").write_text(json.dumps(row, indent=2))
-    print("| config | seed | wall | peak RSS | pretrain | eval | params | pass@1 | pass@64 | greedy |")
+    print("| config | seed | wall | peak RSS | pretrain | RL | evals | pass@1 base -> RL | pass@64 base -> RL "
+          "| greedy base -> RL |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     print(f"| {name} | {args.seed} | {row['wall_s']:.0f} s | {row['peak_rss_mib']} MiB | {row['pretrain_s']:.0f} s "
-          f"| {row['eval_s']:.0f} s | {row['params']:,} | {row['pass@1']:.3f} | {row['pass@64']} | {row['greedy']:.3f} |")
+          f"| {row['rl_s'] or 0:.0f} s | {row['eval_s'] + (row['rl_eval_s'] or 0):.0f} s "
+          f"| {_pair(row, 'pass@1')} | {_pair(row, 'pass@64')} | {_pair(row, 'greedy_pass@1')} |")
+
+
+def _pair(row: dict, key: str) -> str:
+    base, rl = row[f"base/{key}"], row[f"rl/{key}"]
+    return f"{base:.3f}" if rl is None else f"{base:.3f} -> {rl:.3f}"
 
 
 if __name__ == "__main__":

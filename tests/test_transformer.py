@@ -196,3 +196,39 @@ def test_wrong_shapes_are_a_checkpoint_error(tmp_path, policy):
     with pytest.raises(CheckpointError, match="model.safetensors") as err:
         load_policy(d)
     assert "\n" not in str(err.value)
+
+
+def _grouped_batch(prompt_lengths=(6, 4, 1), width=6, group_size=3, completion_len=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    prompt_ids = torch.zeros(len(prompt_lengths), width, dtype=torch.long)
+    prompt_mask = torch.zeros_like(prompt_ids)
+    for i, n in enumerate(prompt_lengths):
+        prompt_ids[i, width - n :] = torch.randint(4, 60, (n,), generator=g)
+        prompt_mask[i, width - n :] = 1
+    group = torch.arange(len(prompt_lengths)).repeat_interleave(group_size)
+    completions = torch.randint(4, 60, (len(group), completion_len), generator=g)
+    return prompt_ids, prompt_mask, completions, group
+
+
+def test_grouped_forward_equals_the_plain_forward_and_its_gradients(policy):
+    from reasonlab.models.grouped import grouped_completion_logits
+
+    prompt_ids, prompt_mask, completions, group = _grouped_batch()
+    width, length = prompt_ids.shape[1], completions.shape[1]
+    ids = torch.cat([prompt_ids[group], completions], 1)
+    mask = torch.cat([prompt_mask[group], torch.ones_like(completions)], 1)
+    weights = torch.randn(len(group), length, policy.module.cfg.vocab_size)
+
+    policy.module.zero_grad(set_to_none=True)
+    plain = policy.logits(ids, mask)[:, width - 1 : width - 1 + length]  # (B, L, V)
+    (plain * weights).sum().backward()
+    plain_grads = {n: p.grad.clone() for n, p in policy.module.named_parameters()}
+    policy.module.zero_grad()
+    grouped = grouped_completion_logits(policy.module, prompt_ids, prompt_mask, completions, group)
+    (grouped * weights).sum().backward()
+    assert torch.allclose(grouped, plain, atol=1e-5)
+    for name, p in policy.module.named_parameters():
+        assert torch.allclose(p.grad, plain_grads[name], atol=1e-5), name
+    shuffled = grouped_completion_logits(policy.module, prompt_ids, prompt_mask, completions, group.flip(0))
+    assert not torch.allclose(shuffled, plain, atol=1e-3)  # each completion really reads its own prompt
+    policy.module.zero_grad(set_to_none=True)

@@ -104,7 +104,7 @@ class EvalConfig(_Strict):
 
 
 class RLConfig(_Strict):
-    steps: int = Field(150, ge=0)
+    steps: int = Field(100, ge=0)
     """RL optimizer steps after pretraining (0 skips RL in `reasonlab run`)."""
     advantage: str = "grpo"
     """Advantage estimator (rl/advantages.py): grpo, dr_grpo, rloo, reinforce_pp, reinforce_pp_baseline, gae (PPO)."""
@@ -134,7 +134,7 @@ class RLConfig(_Strict):
     """Passes over each batch (GRPO's mu); above 1 the updates after the first are off-policy and clipped."""
     minibatches: int = Field(1, gt=0)
     """Optimizer steps per pass (the batch is split into this many minibatches of whole groups)."""
-    lr: float = Field(1e-3, gt=0)
+    lr: float = Field(1e-4, gt=0)
     """Learning rate (AdamW, constant after warm-up)."""
     warmup_steps: int = Field(0, ge=0)
     """Linear warm-up steps."""

@@ -187,8 +187,13 @@ def block_forward(
     a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None)  # (B, H, T, Dh)
     a = a.transpose(1, 2).reshape(b * t, d)  # (B*T, D)
     x = torch.addmm(x, a if real is None else a.index_select(0, real), w.proj)  # residual fused into the GEMM
-    gate, up = torch.mm(F.rms_norm(x, (d,), w.mlp_gain, EPS), w.gate_up).chunk(2, dim=-1)  # (B*T, F) each
-    return torch.addmm(x, F.silu(gate) * up, w.down)  # (B*T, D)
+    return mlp_residual(x, w)
+
+
+def mlp_residual(x: torch.Tensor, w: LayerWeights) -> torch.Tensor:
+    """x + SwiGLU(RMSNorm(x)) for token rows x (N, D)."""
+    gate, up = torch.mm(F.rms_norm(x, (x.shape[-1],), w.mlp_gain, EPS), w.gate_up).chunk(2, dim=-1)  # (N, F) each
+    return torch.addmm(x, F.silu(gate) * up, w.down)  # (N, D)
 
 
 class Transformer(nn.Module):

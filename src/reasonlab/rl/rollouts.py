@@ -5,7 +5,9 @@
 verifier and scores it with the configured reward mix. With DAPO dynamic sampling, groups whose
 rewards are all equal (no learning signal under a group baseline) are dropped and further prompts
 are drawn, up to `max_refill_rounds` extra rounds; the step then trains on the groups it kept.
-`make_batch` lays each sequence out as [left-padded prompt | right-padded completion]. Usage:
+`make_batch` lays each sequence out as [left-padded prompt | right-padded completion], and also
+keeps each group's prompt once, for the forward that computes a shared prompt once per group
+(models/grouped.py). Usage:
 
     collected = collect(policy, task, cfg.rl, seed=0, step=12)
     batch = make_batch(collected.groups, policy.tokenizer.pad_id)
@@ -66,12 +68,23 @@ class Batch:
     completion_mask: torch.Tensor  # (B, L) float, 1 on tokens that the loss learns from
     lengths: torch.Tensor  # (B,) completion lengths
     rewards: torch.Tensor  # (B,) total reward
-    prompt_width: int  # W
+    prompt_ids: torch.Tensor  # (P, W) each group's prompt, left-padded
+    prompt_mask: torch.Tensor  # (P, W)
+    group: torch.Tensor  # (B,) the group (prompt row) of each sequence
+
+    @property
+    def prompt_width(self) -> int:
+        return self.prompt_ids.shape[1]
 
     def completion_logits(self, logits: torch.Tensor) -> torch.Tensor:
         """The logits that predict each completion token: (B, W + L, V) -> (B, L, V)."""
         w, l = self.prompt_width, self.completion_ids.shape[1]
         return logits[:, w - 1 : w - 1 + l]
+
+    def prompts_of(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The prompts of the sequences `rows` and each row's index among them: (P', W), (P', W), (b,)."""
+        groups, index = torch.unique(self.group[rows], return_inverse=True)
+        return self.prompt_ids[groups], self.prompt_mask[groups], index
 
 
 def round_seed(seed: int, step: int, round_: int) -> int:
@@ -135,4 +148,6 @@ def make_batch(groups: Sequence[Group], pad_id: int, mask_truncated: bool = Fals
         cmask[i, :c] = torch.tensor(r.mask, dtype=torch.float32) * learn
     rewards = torch.tensor([t for g in groups for t in g.totals], dtype=torch.float32)
     lengths = torch.tensor([len(r.token_ids) for r in rollouts])
-    return Batch(ids, attn, ids[:, w:], tmask, cmask, lengths, rewards, w)
+    firsts = torch.tensor([i * len(g.rollouts) for i, g in enumerate(groups)])  # one row per group
+    group = torch.arange(len(groups)).repeat_interleave(torch.tensor([len(g.rollouts) for g in groups]))
+    return Batch(ids, attn, ids[:, w:], tmask, cmask, lengths, rewards, ids[firsts, :w], attn[firsts, :w], group)

@@ -34,6 +34,8 @@ from reasonlab.config import RLConfig, RunConfig
 from reasonlab.errors import ConfigError
 from reasonlab.evaluate.runner import is_shortcut
 from reasonlab.models import Policy, load_policy
+from reasonlab.models.grouped import grouped_completion_logits
+from reasonlab.models.transformer import Transformer
 from reasonlab.pretrain import make_optimizer
 from reasonlab.rl.advantages import AdvantageInputs, AdvantageParams, get_advantage, needs_groups, needs_values
 from reasonlab.rl.critic import Critic
@@ -82,13 +84,13 @@ def make_learner(cfg: RunConfig, policy: Policy, reference: Policy | None = None
     """Optimizer for `policy`, plus a frozen reference (when beta > 0) and a critic (for gae)."""
     validate_rl(cfg)
     rc = cfg.rl
-    learner = Learner(policy, make_optimizer(policy.module, rc.lr, rc.weight_decay))
+    learner = Learner(policy, make_optimizer(policy.module, rc.lr, rc.weight_decay, fused=True))
     if rc.beta > 0:
         learner.reference = reference if reference is not None else copy.deepcopy(policy)
         learner.reference.module.requires_grad_(False).eval()
     if needs_values(rc.advantage):
         learner.critic = Critic.from_policy(policy)
-        learner.critic_optimizer = make_optimizer(learner.critic, rc.critic_lr, rc.weight_decay)
+        learner.critic_optimizer = make_optimizer(learner.critic, rc.critic_lr, rc.weight_decay, fused=True)
     return learner
 
 
@@ -96,6 +98,8 @@ def rl_step(cfg: RunConfig, learner: Learner, task: Task, step: int) -> dict[str
     """One RL step; returns its metrics. Raises Diverged (nothing applied) on a non-finite loss."""
     rc = cfg.rl
     t0 = time.perf_counter()
+    for group in learner.optimizer.param_groups:
+        group["lr"] = rc.lr * min(1.0, (step + 1) / rc.warmup_steps) if rc.warmup_steps else rc.lr
     # 1-2. sample a group of completions per prompt and judge them (dynamic sampling refills)
     collected = collect(learner.policy, task, rc, cfg.seed, step)
     metrics = rollout_metrics(collected)
@@ -138,8 +142,7 @@ def place_rewards(batch: Batch, rc: RLConfig, ref_logp: torch.Tensor | None,
 def policy_update(learner: Learner, batch: Batch, rows: torch.Tensor, advantages: torch.Tensor,
                   old_logp: torch.Tensor | None, ref_logp: torch.Tensor | None, rc: RLConfig) -> dict[str, float]:
     """One optimizer step of the policy on the sequences `rows`."""
-    logits = batch.completion_logits(learner.policy.logits(batch.input_ids[rows], batch.attention_mask[rows]))
-    logits = logits.float() / rc.temperature  # (b, L, V)
+    logits = completion_logits(learner.policy, batch, rows).float() / rc.temperature  # (b, L, V)
     logp = logits.log_softmax(-1).gather(-1, batch.completion_ids[rows, :, None]).squeeze(-1)  # (b, L)
     mask = batch.completion_mask[rows]
     old = logp.detach() if old_logp is None else old_logp[rows]
@@ -197,10 +200,19 @@ def minibatch_rows(n_groups: int, group_size: int, minibatches: int, seed: int) 
     return [(p[:, None] * group_size + torch.arange(group_size)[None]).flatten() for p in parts]
 
 
+def completion_logits(policy: Policy, batch: Batch, rows: torch.Tensor) -> torch.Tensor:
+    """Logits (b, L, V) predicting the completion tokens of sequences `rows`; a tiny transformer
+    computes each group's prompt once (models/grouped.py), any other policy runs [prompt | completion]."""
+    if isinstance(policy.module, Transformer):
+        prompt_ids, prompt_mask, group = batch.prompts_of(rows)
+        return grouped_completion_logits(policy.module, prompt_ids, prompt_mask, batch.completion_ids[rows], group)
+    return batch.completion_logits(policy.logits(batch.input_ids[rows], batch.attention_mask[rows]))
+
+
 @torch.no_grad()
 def _logprobs(policy: Policy, batch: Batch, temperature: float) -> torch.Tensor:
     """Logprobs (B, L) of the completion tokens under `policy` (no gradient)."""
-    logits = batch.completion_logits(policy.logits(batch.input_ids, batch.attention_mask)).float() / temperature
+    logits = completion_logits(policy, batch, torch.arange(len(batch.group))).float() / temperature
     return logits.log_softmax(-1).gather(-1, batch.completion_ids[..., None]).squeeze(-1)
 
 
