@@ -14,7 +14,9 @@ clip range 0.2 / 0.28, group-scaled advantages.
     callbacks: the whole loop, data and bookkeeping included. Generation (`_generate_single_turn`)
     and reward (`_calculate_rewards`) are timed inside it by wrapping those methods.
   * reasonlab: `rl_step(cfg, learner, task, step)` on `TinyPolicy` with the default config's task and
-    rl.group_size / rl.prompts_per_step / rl.max_new_tokens set as above; the step is the call.
+    rl.group_size / rl.prompts_per_step / rl.max_new_tokens set as above; the step is the call. Its
+    training forward computes each group's prompt once (models/grouped.py), so it does less work
+    than the floor below, which counts the prompt once per completion as a plain trainer must.
 
 Both report the median of --steps steps after --warmup steps.
 
@@ -289,19 +291,16 @@ def run_ours(args: argparse.Namespace) -> dict:
         work.append(counter.take())
         metrics.append(m)
         for key, name in (("generate", "sample_s"), ("reward", "judge_s"), ("update", "update_s")):
-            value = m.get(f"time/{name}", m.get(f"rl/{name}"))  # the API's names; the first drafts used rl/
-            if value is not None:
-                parts[key].append(float(value))
+            parts[key].append(float(m[f"rl/{name}"]))
     foreign = (cpu_busy() - busy0) - (time.process_time() - own0)
     kept = metrics[args.warmup:]
     rows = args.prompts * args.group
     completion = statistics.mean(float(m["rl/completion_tokens"]) for m in kept)
-    # rl/prompt_tokens: taken as the prompt tokens of all prompts x group rows (what training processes);
-    # the distinct prompts are a group's worth fewer. A value of the distinct prompts' size is detected.
-    prompt = statistics.mean(float(m["rl/prompt_tokens"]) for m in kept)
-    if prompt < rows * 4:  # under 4 tokens a row: it counted each prompt once
-        prompt *= args.group
+    prompt = statistics.mean(float(m["rl/prompt_tokens"]) for m in kept)  # over all prompts x group rows
     done = {k: statistics.mean(w[k] for w in work[args.warmup:]) for k in work[0]}
+    # the training forward (models/grouped.py) reads the weights without module.forward, so the hook
+    # misses it: it processes each distinct prompt once plus every completion token
+    done["grad_tokens"] += prompt / args.group + completion
     extra = done["scoring_tokens"] / (prompt + completion)
     tokens = {"completion_tokens": completion, "prompt_tokens": prompt, "distinct_prompt_tokens": prompt / args.group}
     return {

@@ -91,14 +91,16 @@ def lr_at(step: int, total: int, peak: float, warmup: int, min_ratio: float) -> 
     return peak * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, fused: bool = False) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only (norms and embeddings are not decayed); `fused` picks
-    torch's single-kernel implementation (same update, different rounding)."""
+def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (norms and embeddings are not decayed).
+
+    Not `fused`: torch's fused AdamW updates parameters without bumping their version counters, which
+    the KV cache's weight snapshot (Transformer.decoding_weights) relies on to see an update."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         (decay if p.ndim >= 2 and "emb" not in name else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), fused=fused)
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), fused=False)
 
 
 def total_steps(cfg: RunConfig) -> int:

@@ -84,13 +84,13 @@ def make_learner(cfg: RunConfig, policy: Policy, reference: Policy | None = None
     """Optimizer for `policy`, plus a frozen reference (when beta > 0) and a critic (for gae)."""
     validate_rl(cfg)
     rc = cfg.rl
-    learner = Learner(policy, make_optimizer(policy.module, rc.lr, rc.weight_decay, fused=True))
+    learner = Learner(policy, make_optimizer(policy.module, rc.lr, rc.weight_decay))
     if rc.beta > 0:
         learner.reference = reference if reference is not None else copy.deepcopy(policy)
         learner.reference.module.requires_grad_(False).eval()
     if needs_values(rc.advantage):
         learner.critic = Critic.from_policy(policy)
-        learner.critic_optimizer = make_optimizer(learner.critic, rc.critic_lr, rc.weight_decay, fused=True)
+        learner.critic_optimizer = make_optimizer(learner.critic, rc.critic_lr, rc.weight_decay)
     return learner
 
 
