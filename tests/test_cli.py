@@ -141,3 +141,46 @@ def test_eval_summary_splits_shortcuts_from_stepwise(tiny_run):
     assert s["shortcut_rate"] == shortcuts / total
     correct = s["shortcut_rate"] * s["shortcut_accuracy"] + (1 - s["shortcut_rate"]) * s["stepwise_accuracy"]
     assert correct == pytest.approx(s["pass@1"])
+
+
+RL_TINY = ["--set", "rl.steps=2", "--set", "rl.prompts_per_step=2", "--set", "rl.group_size=4",
+           "--set", "rl.max_new_tokens=16"]
+
+
+def test_rl_command_post_trains_a_base_and_eval_takes_its_model(tiny_run, tmp_path):
+    out = tmp_path / "rloo"
+    proc = reasonlab("rl", "--base", str(tiny_run), "--out", str(out), *RL_TINY, "--set", "rl.advantage=rloo")
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "rl" / "model.safetensors").is_file() and (out / "config.yaml").is_file()
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2] and all("reward/mean" in r for r in rows)
+    proc = reasonlab("eval", "--model", str(out), "-n", "2", "--problems", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert str(out / "rl") in proc.stdout and (out / "eval" / "rl_arith_n2_seed0.json").is_file()
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--set", "rl.advantage=nosuch"], ["rl.advantage", "nosuch"]),
+    (["--set", "rl.policy_loss=ppo2"], ["rl.policy_loss", "ppo2"]),
+    (["--set", "rl.group_size=1"], ["rl.group_size", "grpo"]),
+    (["--set", "rl.max_new_tokens=200"], ["rl.max_new_tokens", "max_seq_len"]),
+    (["--set", "rl.rewards={shiny: 1.0}"], ["rl.rewards", "shiny"]),
+])
+def test_rl_bad_input_is_one_line_and_writes_nothing(tiny_run, tmp_path, args, fragments):
+    out = tmp_path / "bad"
+    assert_one_line_error(reasonlab("rl", "--base", str(tiny_run), "--out", str(out), *RL_TINY, *args), *fragments)
+    assert not out.exists()
+
+
+def test_rl_from_a_missing_or_incompatible_base(tiny_run, tmp_path):
+    assert_one_line_error(reasonlab("rl", "--base", str(tmp_path / "nothing"), "--out", str(tmp_path / "a")),
+                          "nothing")
+    alien = tmp_path / "alien"
+    alien.mkdir()
+    meta = json.loads((tiny_run / "base" / "config.json").read_text())
+    meta["model"]["d_model"] = 64  # weights of a 32-wide model under a 64-wide config
+    (alien / "config.json").write_text(json.dumps(meta))
+    (alien / "model.safetensors").write_bytes((tiny_run / "base" / "model.safetensors").read_bytes())
+    assert_one_line_error(reasonlab("rl", "--base", str(alien), "--out", str(tmp_path / "b"), *RL_TINY),
+                          "do not fit")
+    assert not (tmp_path / "b").exists()

@@ -73,6 +73,7 @@ def test_a_few_dozen_grpo_steps_raise_the_reward():
     {"advantage": "rloo", "num_iterations": 2, "minibatches": 2},
     {"advantage": "reinforce_pp", "beta": 0.1, "kl_in": "reward", "kl_estimator": "k1"},
     {"advantage": "reinforce_pp_baseline", "beta": 0.1, "kl_in": "loss", "kl_estimator": "k2"},
+    {"kl_monitor_every": 1},
     {"advantage": "gae", "beta": 0.05, "kl_in": "reward", "num_iterations": 2},
     {"policy_loss": "gspo", "epsilon_low": 3e-4, "epsilon_high": 4e-4, "num_iterations": 2},
     {"entropy_coef": 0.01, "overlong": "mask"},
@@ -86,8 +87,9 @@ def test_every_algorithm_runs_and_reports_finite_metrics(rl):
     for step in range(2):
         metrics = rl_step(cfg, learner, task, step)
     assert all(math.isfinite(v) for v in metrics.values()), metrics
-    if cfg.rl.beta > 0:
+    if cfg.rl.beta > 0 or cfg.rl.kl_monitor_every:
         assert "rl/kl_ref" in metrics
+        assert metrics["rl/kl_ref"] >= 0 or cfg.rl.kl_estimator == "k1"  # k1 alone can come out negative
     if cfg.rl.advantage == "gae":
         assert "rl/value_loss" in metrics and learner.critic is not None
     if cfg.rl.num_iterations > 1:

@@ -93,7 +93,7 @@ def rl(
     console.print(f"[bold]reasonlab rl[/] {base_dir} -> {run_dir}")
     with _progress("RL", "reward/mean") as on_step:
         train_rl(cfg, run_dir, base_dir, on_step=on_step)
-    console.print(f"RL model: {run_dir / 'rl'}  (evaluate it: reasonlab eval --model {run_dir / 'rl'} --task {cfg.task.name})")
+    console.print(f"RL model: {run_dir / 'rl'}  (evaluate it: reasonlab eval --model {run_dir})")
 
 
 @app.command("eval")
@@ -154,9 +154,10 @@ def _resolve_model(path: Path, prefer: str = "rl"):
     In a run folder the RL model is taken when there is one (unless `prefer` is "base")."""
     from reasonlab.config import load_config
 
-    if (path / "config.yaml").is_file() and (path / "base").is_dir():
-        stage = "rl" if prefer == "rl" and (path / "rl" / "config.json").is_file() else "base"
-        return path / stage, load_config(path / "config.yaml")
+    if (path / "config.yaml").is_file():
+        for stage in ("rl", "base") if prefer == "rl" else ("base",):
+            if (path / stage / "config.json").is_file():
+                return path / stage, load_config(path / "config.yaml")
     return path, None
 
 

@@ -124,6 +124,9 @@ class RLConfig(_Strict):
     """KL estimator: k1, k2 or k3 (Schulman's approximations)."""
     kl_in: Literal["loss", "reward"] = "loss"
     """Put the KL penalty in the loss (GRPO) or subtract it from the per-token reward (PPO, REINFORCE++)."""
+    kl_monitor_every: int = Field(0, ge=0)
+    """Every this many steps, log KL(policy || base) on the step's rollouts (loads the base as a frozen
+    reference even when beta is 0; 0 = only when beta > 0)."""
     entropy_coef: float = Field(0.0, ge=0)
     """Entropy bonus coefficient (0 = none)."""
     prompts_per_step: int = Field(32, gt=0)

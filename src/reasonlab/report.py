@@ -87,7 +87,6 @@ def plot_loss(metrics: list[dict[str, Any]], path: Path) -> Path:
 def plot_rl(metrics: list[dict[str, Any]], path: Path) -> Path:
     """Per RL step: reward and pass rate, KL, completion length, shortcut rate and entropy."""
     rows = [r for r in metrics if "reward/mean" in r]
-    steps = [r["step"] for r in rows]
     panels = [
         ("reward", [("reward/mean", "reward mean"), ("rl/pass_rate", "pass rate")]),
         ("KL", [("rl/kl_ref", "KL to the base"), ("rl/approx_kl", "KL to the sampling policy")]),
@@ -98,8 +97,9 @@ def plot_rl(metrics: list[dict[str, Any]], path: Path) -> Path:
     fig, axes = plt.subplots(2, 2, figsize=(9, 6), sharex=True)
     for ax, (ylabel, series) in zip(axes.flat, panels):
         for key, label in series:
-            if any(key in r for r in rows):
-                ax.plot(steps, [r.get(key, float("nan")) for r in rows], label=label)
+            points = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
+            if points:
+                ax.plot(*zip(*points), marker="." if len(points) < len(rows) else None, label=label)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         if ax.lines:

@@ -85,7 +85,7 @@ def make_learner(cfg: RunConfig, policy: Policy, reference: Policy | None = None
     validate_rl(cfg)
     rc = cfg.rl
     learner = Learner(policy, make_optimizer(policy.module, rc.lr, rc.weight_decay))
-    if rc.beta > 0:
+    if rc.beta > 0 or rc.kl_monitor_every > 0:
         learner.reference = reference if reference is not None else copy.deepcopy(policy)
         learner.reference.module.requires_grad_(False).eval()
     if needs_values(rc.advantage):
@@ -109,9 +109,10 @@ def rl_step(cfg: RunConfig, learner: Learner, task: Task, step: int) -> dict[str
     batch = make_batch(collected.groups, learner.policy.tokenizer.pad_id, mask_truncated=rc.overlong == "mask")
     # 3. what stays fixed during the updates: old / reference logprobs, values, advantages
     on_policy = rc.num_iterations == 1 and rc.minibatches == 1
-    kl_reward = learner.reference is not None and rc.kl_in == "reward"
+    kl_reward = rc.beta > 0 and rc.kl_in == "reward"
     old_logp = None if on_policy and not kl_reward else _logprobs(learner.policy, batch, rc.temperature)
-    ref_logp = _logprobs(learner.reference, batch, rc.temperature) if learner.reference else None
+    monitor = rc.kl_monitor_every > 0 and (step + 1) % rc.kl_monitor_every == 0
+    ref_logp = _logprobs(learner.reference, batch, rc.temperature) if rc.beta > 0 or monitor else None
     old_values = _values(learner.critic, batch) if learner.critic else None
     token_rewards = place_rewards(batch, rc, ref_logp if kl_reward else None, old_logp)
     inputs = AdvantageInputs(token_rewards, batch.token_mask, rc.group_size, old_values)
@@ -154,7 +155,7 @@ def policy_update(learner: Learner, batch: Batch, rows: torch.Tensor, advantages
     if ref_logp is not None:
         kl = get_kl_estimator(rc.kl_estimator)(logp, ref_logp[rows])  # (b, L)
         out["rl/kl_ref"] = _masked_mean(kl.detach(), mask)
-        if rc.kl_in == "loss":
+        if rc.beta > 0 and rc.kl_in == "loss":
             loss = loss + rc.beta * aggregate(kl, mask, rc.max_new_tokens)
     entropy = entropy_from_logits(logits if rc.entropy_coef > 0 else logits.detach())  # (b, L)
     if rc.entropy_coef > 0:
@@ -277,7 +278,7 @@ def train_rl(cfg: RunConfig, run_dir: Path, base_dir: Path,
     task = get_task(cfg.task.name, **cfg.task.knobs)
     policy = load_policy(base_dir)
     check_base(cfg, policy, task)
-    learner = make_learner(cfg, policy, load_policy(base_dir) if rc.beta > 0 else None)
+    learner = make_learner(cfg, policy, load_policy(base_dir) if rc.beta > 0 or rc.kl_monitor_every else None)
     ckpt_dir = run_dir / "checkpoints" / "rl"
     start = resume(learner, ckpt_dir)
     metrics_path = run_dir / "metrics.jsonl"
