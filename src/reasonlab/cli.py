@@ -16,7 +16,7 @@ import json
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -32,6 +32,8 @@ console = Console()
 ConfigOpt = typer.Option(None, "--config", "-c", help="YAML config (default: the embedded configs/default.yaml).")
 OutOpt = typer.Option(None, "--out", "-o", help="Run folder (default: runs/<name>).")
 SetOpt = typer.Option([], "--set", "-s", help="Override a config field: key.sub=value (repeatable).")
+PRETRAIN_BAR = ("pretraining", "train/loss", "loss")  # (label, metric shown, its name)
+RL_BAR = ("RL", "reward/mean", "reward")
 
 
 @app.command()
@@ -43,9 +45,9 @@ def run(config: Optional[Path] = ConfigOpt, out: Optional[Path] = OutOpt, set_: 
     cfg = load_config(config, set_)
     run_dir = out or Path("runs") / cfg.name
     console.print(f"[bold]reasonlab run[/] -> {run_dir}")
-    with _progress("pretraining", "train/loss") as on_step, _progress("RL", "reward/mean") as on_rl_step:
-        summary = run_main_job(cfg, run_dir, say=lambda m: console.print(f"  {m}"), on_pretrain_step=on_step,
-                               on_rl_step=on_rl_step)
+    with _progress() as stage:
+        summary = run_main_job(cfg, run_dir, say=lambda m: console.print(f"  {m}"),
+                               on_pretrain_step=stage(*PRETRAIN_BAR), on_rl_step=stage(*RL_BAR))
     _print_summary(summary)
     console.print(f"report: {run_dir / 'report.html'}  ({run_dir / 'report.md'})")
 
@@ -60,8 +62,8 @@ def pretrain(config: Optional[Path] = ConfigOpt, out: Optional[Path] = OutOpt, s
     cfg = load_config(config, set_)
     run_dir = out or Path("runs") / cfg.name
     prepare_run_dir(run_dir, cfg)
-    with _progress("pretraining", "train/loss") as on_step:
-        run_pretrain(cfg, run_dir, on_step=on_step)
+    with _progress() as stage:
+        run_pretrain(cfg, run_dir, on_step=stage(*PRETRAIN_BAR))
     console.print(f"base model: {run_dir / 'base'}")
 
 
@@ -91,8 +93,8 @@ def rl(
     check_base(cfg, load_policy(base_dir), get_task(cfg.task.name, **cfg.task.knobs))  # before writing anything
     prepare_run_dir(run_dir, cfg)
     console.print(f"[bold]reasonlab rl[/] {base_dir} -> {run_dir}")
-    with _progress("RL", "reward/mean") as on_step:
-        train_rl(cfg, run_dir, base_dir, on_step=on_step)
+    with _progress() as stage:
+        train_rl(cfg, run_dir, base_dir, on_step=stage(*RL_BAR))
     console.print(f"RL model: {run_dir / 'rl'}  (evaluate it: reasonlab eval --model {run_dir})")
 
 
@@ -174,20 +176,25 @@ def _parse_knobs(items: list[str]) -> dict:
 
 
 @contextmanager
-def _progress(label: str, metric: str) -> Iterator:
-    """A rich progress bar for a training stage, shown from its first step; yields the step callback."""
-    columns = (TextColumn(f"  {label}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn(f"{metric.split('/')[-1]} {{task.fields[value]}}"), TimeElapsedColumn(), TimeRemainingColumn())
+def _progress() -> Iterator[Callable[[str, str, str], Callable[[int, int, dict], None]]]:
+    """One rich progress display for a command; `stage(label, metric, name)` gives the step callback
+    of one training stage, whose bar appears at its first step."""
+    columns = (TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[value]}"),
+               TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False) as progress:
-        bar = None
 
-        def on_step(done: int, total: int, row: dict) -> None:
-            nonlocal bar
-            if bar is None:
-                bar = progress.add_task(label, total=total, value="-")
-            progress.update(bar, completed=done, total=total, value=f"{row.get(metric, float('nan')):.3f}")
+        def stage(label: str, metric: str, name: str) -> Callable[[int, int, dict], None]:
+            bar = None
 
-        yield on_step
+            def on_step(done: int, total: int, row: dict) -> None:
+                nonlocal bar
+                if bar is None:
+                    bar = progress.add_task(label, total=total, value="")
+                progress.update(bar, completed=done, total=total, value=f"{name} {row.get(metric, float('nan')):.3f}")
+
+            return on_step
+
+        yield stage
 
 
 def _print_summary(summary: dict) -> None:
