@@ -5,6 +5,7 @@ The public API, by name; everything else is internal. Usage:
     import reasonlab
     task = reasonlab.get_task("arith", n_operands=3, digits=2)
     reasonlab.pass_at_k(n=64, c=5, k=8)
+    reasonlab.train_rl(reasonlab.load_config("configs/default.yaml"), run_dir, base_dir)
 """
 
 from reasonlab.config import RunConfig, load_config
@@ -12,6 +13,10 @@ from reasonlab.errors import CheckpointError, ConfigError, ReasonlabError, RunFo
 from reasonlab.evaluate.passk import majority_at_k, pass_at_k, pass_at_k_curve
 from reasonlab.evaluate.runner import SamplingParams, evaluate_policy
 from reasonlab.models import CharTokenizer, Policy, TinyPolicy, TransformerConfig, load_policy, save_policy
+from reasonlab.rl.advantages import register_advantage
+from reasonlab.rl.losses import register_aggregation, register_kl_estimator, register_policy_loss
+from reasonlab.rl.rewards import register_reward
+from reasonlab.rl.trainer import make_learner, rl_step, train_rl
 from reasonlab.sampling import generate
 from reasonlab.tasks import Task, get_task, list_tasks, register_task
 from reasonlab.traces import TRACE_STYLES, Mixture, render
@@ -21,5 +26,7 @@ __all__ = [
     "CharTokenizer", "CheckpointError", "ConfigError", "Mixture", "Outcome", "Policy", "Problem", "ReasonlabError",
     "Rollout", "RunConfig", "RunFolderError", "SamplingParams", "Scored", "TRACE_STYLES", "Task", "TinyPolicy",
     "TransformerConfig", "Verdict", "evaluate_policy", "generate", "get_task", "list_tasks", "load_config",
-    "load_policy", "majority_at_k", "pass_at_k", "pass_at_k_curve", "register_task", "render", "save_policy",
+    "load_policy", "majority_at_k", "make_learner", "pass_at_k", "pass_at_k_curve", "register_advantage",
+    "register_aggregation", "register_kl_estimator", "register_policy_loss", "register_reward", "register_task",
+    "render", "rl_step", "save_policy", "train_rl",
 ]
