@@ -76,10 +76,10 @@ class Batch:
     def prompt_width(self) -> int:
         return self.prompt_ids.shape[1]
 
-    def completion_logits(self, logits: torch.Tensor) -> torch.Tensor:
-        """The logits that predict each completion token: (B, W + L, V) -> (B, L, V)."""
+    def completion_slice(self, x: torch.Tensor) -> torch.Tensor:
+        """The positions that predict each completion token: (B, W + L, ...) -> (B, L, ...)."""
         w, l = self.prompt_width, self.completion_ids.shape[1]
-        return logits[:, w - 1 : w - 1 + l]
+        return x[:, w - 1 : w - 1 + l]
 
     def prompts_of(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The prompts of the sequences `rows` and each row's index among them: (P', W), (P', W), (b,)."""

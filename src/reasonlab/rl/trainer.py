@@ -104,7 +104,7 @@ def rl_step(cfg: RunConfig, learner: Learner, task: Task, step: int) -> dict[str
     collected = collect(learner.policy, task, rc, cfg.seed, step)
     metrics = rollout_metrics(collected)
     if not collected.groups:  # every group had equal rewards: no signal, no update
-        return {**metrics, **_timing(collected, 0.0, t0)}
+        return {**metrics, **_timing(collected, 0.0, t0, metrics["rl/completion_tokens"])}
     t = time.perf_counter()
     batch = make_batch(collected.groups, learner.policy.tokenizer.pad_id, mask_truncated=rc.overlong == "mask")
     # 3. what stays fixed during the updates: old / reference logprobs, values, advantages
@@ -126,7 +126,7 @@ def rl_step(cfg: RunConfig, learner: Learner, task: Task, step: int) -> dict[str
             if learner.critic is not None:
                 stats[-1].update(critic_update(learner, batch, rows, returns, old_values, rc))
     metrics.update({k: sum(s[k] for s in stats) / len(stats) for k in stats[0]})
-    return {**metrics, **_timing(collected, time.perf_counter() - t, t0)}
+    return {**metrics, **_timing(collected, time.perf_counter() - t, t0, metrics["rl/completion_tokens"])}
 
 
 def place_rewards(batch: Batch, rc: RLConfig, ref_logp: torch.Tensor | None,
@@ -170,7 +170,7 @@ def policy_update(learner: Learner, batch: Batch, rows: torch.Tensor, advantages
 def critic_update(learner: Learner, batch: Batch, rows: torch.Tensor, returns: torch.Tensor,
                   old_values: torch.Tensor, rc: RLConfig) -> dict[str, float]:
     """One optimizer step of the critic (PPO's value loss, clipped around the values at sampling time)."""
-    values = batch.completion_logits(learner.critic(batch.input_ids[rows], batch.attention_mask[rows]))  # (b, L)
+    values = batch.completion_slice(learner.critic(batch.input_ids[rows], batch.attention_mask[rows]))  # (b, L)
     mask = batch.completion_mask[rows]
     per_token = value_loss(values, old_values[rows], returns[rows], mask, rc.value_clip)
     loss = rc.vf_coef * get_aggregation("token_mean")(per_token, mask, rc.max_new_tokens)
@@ -207,7 +207,7 @@ def completion_logits(policy: Policy, batch: Batch, rows: torch.Tensor) -> torch
     if isinstance(policy.module, Transformer):
         prompt_ids, prompt_mask, group = batch.prompts_of(rows)
         return grouped_completion_logits(policy.module, prompt_ids, prompt_mask, batch.completion_ids[rows], group)
-    return batch.completion_logits(policy.logits(batch.input_ids[rows], batch.attention_mask[rows]))
+    return batch.completion_slice(policy.logits(batch.input_ids[rows], batch.attention_mask[rows]))
 
 
 @torch.no_grad()
@@ -219,7 +219,7 @@ def _logprobs(policy: Policy, batch: Batch, temperature: float) -> torch.Tensor:
 
 @torch.no_grad()
 def _values(critic: Critic, batch: Batch) -> torch.Tensor:
-    return batch.completion_logits(critic(batch.input_ids, batch.attention_mask))  # (B, L)
+    return batch.completion_slice(critic(batch.input_ids, batch.attention_mask))  # (B, L)
 
 
 def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> float:
@@ -234,7 +234,7 @@ def rollout_metrics(collected: Collected) -> dict[str, float]:
     verdicts = [v for g in groups for v in g.verdicts]
     rollouts = [r for g in groups for r in g.rollouts]
     lengths = [len(r.token_ids) for r in rollouts]
-    out = {
+    return {
         "reward/mean": float(totals.mean()),
         "reward/std": float(totals.std()) if len(totals) > 1 else 0.0,
         **{f"reward/{k}": sum(p[k] for p in parts) / len(parts) for k in parts[0] if k != "total"},
@@ -248,14 +248,12 @@ def rollout_metrics(collected: Collected) -> dict[str, float]:
         "rl/completion_tokens": sum(lengths),
         "rl/prompt_tokens": collected.prompt_tokens,
     }
-    return out
 
 
-def _timing(collected: Collected, update_s: float, t0: float) -> dict[str, float]:
+def _timing(collected: Collected, update_s: float, t0: float, completion_tokens: int) -> dict[str, float]:
     step_s = time.perf_counter() - t0
     return {"rl/sample_s": collected.sample_s, "rl/judge_s": collected.judge_s, "rl/update_s": update_s,
-            "rl/step_s": step_s, "rl/tokens_per_s": sum(len(r.token_ids) for g in collected.sampled
-                                                         for r in g.rollouts) / step_s}
+            "rl/step_s": step_s, "rl/tokens_per_s": completion_tokens / step_s}
 
 
 def check_base(cfg: RunConfig, policy: Policy, task: Task) -> None:
