@@ -180,3 +180,14 @@ def test_approx_kl():
     old_logp = torch.tensor([[0.0, 0.0, 0.0]])
     # r = log 2: 2 - 1 - 0.693147 = 0.306853; r = 0: 0; r = -1: e^-1 - 1 + 1 = 0.367879
     close(approx_kl(logp, old_logp), [[2 - 1 - math.log(2), 0.0, math.exp(-1)]])
+
+
+def test_aggregation_weights_reproduce_each_aggregation():
+    from reasonlab.rl.losses import aggregation_weights
+
+    for name in AGGREGATIONS:
+        agg = get_aggregation(name)
+        weights = aggregation_weights(agg, RAGGED_MASK, 3)
+        close((weights * PER_TOKEN).sum(), agg(PER_TOKEN, RAGGED_MASK, 3).item())
+    # token_mean weighs the 4 real tokens equally and padding not at all
+    close(aggregation_weights(get_aggregation("token_mean"), RAGGED_MASK, 3), (RAGGED_MASK / 4).tolist())

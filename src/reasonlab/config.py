@@ -137,6 +137,9 @@ class RLConfig(_Strict):
     """Passes over each batch (GRPO's mu); above 1 the updates after the first are off-policy and clipped."""
     minibatches: int = Field(1, gt=0)
     """Optimizer steps per pass (the batch is split into this many minibatches of whole groups)."""
+    micro_batch_size: int | None = Field(None, gt=0)
+    """Sequences per forward/backward pass; gradients are accumulated so the update equals the whole
+    minibatch's (None = all at once). Lowers peak memory, not the result."""
     lr: float = Field(1e-4, gt=0)
     """Learning rate (AdamW, constant after warm-up)."""
     warmup_steps: int = Field(0, ge=0)

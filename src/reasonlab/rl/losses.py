@@ -83,6 +83,15 @@ def get_aggregation(name: str) -> Aggregation:
     return _lookup(AGGREGATIONS, "rl.aggregation", "aggregation", name)
 
 
+def aggregation_weights(aggregate: Aggregation, mask: torch.Tensor, constant: int) -> torch.Tensor:
+    """The per-token weights (B, T) of a linear aggregation (every registered one is linear in the
+    per-token losses): its gradient at zero, so `aggregate(x) == (weights * x).sum()`."""
+    x = torch.zeros_like(mask, dtype=torch.float32, requires_grad=True)  # (B, T)
+    with torch.enable_grad():
+        (grad,) = torch.autograd.grad(aggregate(x, mask, constant), x)
+    return grad
+
+
 @register_aggregation("seq_mean_token_mean")
 def seq_mean_token_mean(
     per_token: torch.Tensor, mask: torch.Tensor, constant: int

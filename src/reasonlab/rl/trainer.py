@@ -39,8 +39,8 @@ from reasonlab.models.transformer import Transformer
 from reasonlab.pretrain import make_optimizer
 from reasonlab.rl.advantages import AdvantageInputs, AdvantageParams, get_advantage, needs_groups, needs_values
 from reasonlab.rl.critic import Critic
-from reasonlab.rl.losses import (approx_kl, entropy_from_logits, get_aggregation, get_kl_estimator,
-                                 get_policy_loss, value_loss)
+from reasonlab.rl.losses import (aggregation_weights, approx_kl, entropy_from_logits, get_aggregation,
+                                 get_kl_estimator, get_policy_loss, value_loss)
 from reasonlab.rl.rewards import check_rewards
 from reasonlab.rl.rollouts import Batch, Collected, collect, make_batch, round_seed
 from reasonlab.tasks import Task, get_task
@@ -142,48 +142,83 @@ def place_rewards(batch: Batch, rc: RLConfig, ref_logp: torch.Tensor | None,
 
 def policy_update(learner: Learner, batch: Batch, rows: torch.Tensor, advantages: torch.Tensor,
                   old_logp: torch.Tensor | None, ref_logp: torch.Tensor | None, rc: RLConfig) -> dict[str, float]:
-    """One optimizer step of the policy on the sequences `rows`."""
+    """One optimizer step of the policy on the sequences `rows` (in micro-batches when configured)."""
+    learner.optimizer.zero_grad(set_to_none=True)
+    totals: dict[str, float] = {}
+    for chunk, aggregate in micro_batches(rows, batch, rc.micro_batch_size, get_aggregation(rc.aggregation),
+                                          rc.max_new_tokens):
+        loss, sums = _policy_loss(learner, batch, chunk, aggregate, advantages, old_logp, ref_logp, rc)
+        _backward(loss)
+        for k, v in {"rl/loss": loss.item(), **sums}.items():
+            totals[k] = totals.get(k, 0.0) + v
+    grad_norm = _step(learner.policy.module, learner.optimizer, rc.grad_clip)
+    tokens = max(totals.pop("tokens"), 1.0)
+    return {"rl/loss": totals.pop("rl/loss"), "rl/grad_norm": grad_norm, **{k: v / tokens for k, v in totals.items()}}
+
+
+def _policy_loss(learner: Learner, batch: Batch, rows: torch.Tensor, aggregate: Callable, advantages: torch.Tensor,
+                 old_logp: torch.Tensor | None, ref_logp: torch.Tensor | None,
+                 rc: RLConfig) -> tuple[torch.Tensor, dict[str, float]]:
+    """The policy loss of the sequences `rows`, and masked sums of the monitored quantities."""
     logits = completion_logits(learner.policy, batch, rows).float() / rc.temperature  # (b, L, V)
     logp = logits.log_softmax(-1).gather(-1, batch.completion_ids[rows, :, None]).squeeze(-1)  # (b, L)
     mask = batch.completion_mask[rows]
     old = logp.detach() if old_logp is None else old_logp[rows]
-    aggregate = get_aggregation(rc.aggregation)
     per_token, clipped = get_policy_loss(rc.policy_loss)(logp, old, advantages[rows], mask,
                                                           rc.epsilon_low, rc.epsilon_high)
     loss = aggregate(per_token, mask, rc.max_new_tokens)
-    out: dict[str, float] = {}
+    entropy = entropy_from_logits(logits if rc.entropy_coef > 0 else logits.detach())  # (b, L)
+    sums = {"tokens": float(mask.sum()), "rl/clip_frac": _masked_sum(clipped.float(), mask),
+            "rl/approx_kl": _masked_sum(approx_kl(logp.detach(), old), mask),
+            "rl/entropy": _masked_sum(entropy.detach(), mask)}
     if ref_logp is not None:
         kl = get_kl_estimator(rc.kl_estimator)(logp, ref_logp[rows])  # (b, L)
-        out["rl/kl_ref"] = _masked_mean(kl.detach(), mask)
+        sums["rl/kl_ref"] = _masked_sum(kl.detach(), mask)
         if rc.beta > 0 and rc.kl_in == "loss":
             loss = loss + rc.beta * aggregate(kl, mask, rc.max_new_tokens)
-    entropy = entropy_from_logits(logits if rc.entropy_coef > 0 else logits.detach())  # (b, L)
     if rc.entropy_coef > 0:
         loss = loss - rc.entropy_coef * aggregate(entropy, mask, rc.max_new_tokens)
-    grad_norm = _apply(loss, learner.policy.module, learner.optimizer, rc.grad_clip)
-    return {**out, "rl/loss": loss.item(), "rl/grad_norm": grad_norm,
-            "rl/clip_frac": _masked_mean(clipped.float(), mask),
-            "rl/approx_kl": _masked_mean(approx_kl(logp.detach(), old), mask),
-            "rl/entropy": _masked_mean(entropy.detach(), mask)}
+    return loss, sums
 
 
 def critic_update(learner: Learner, batch: Batch, rows: torch.Tensor, returns: torch.Tensor,
                   old_values: torch.Tensor, rc: RLConfig) -> dict[str, float]:
     """One optimizer step of the critic (PPO's value loss, clipped around the values at sampling time)."""
-    values = batch.completion_slice(learner.critic(batch.input_ids[rows], batch.attention_mask[rows]))  # (b, L)
-    mask = batch.completion_mask[rows]
-    per_token = value_loss(values, old_values[rows], returns[rows], mask, rc.value_clip)
-    loss = rc.vf_coef * get_aggregation("token_mean")(per_token, mask, rc.max_new_tokens)
-    _apply(loss, learner.critic, learner.critic_optimizer, rc.grad_clip)
-    return {"rl/value_loss": loss.item(), "rl/value_mean": _masked_mean(values.detach(), mask)}
+    learner.critic_optimizer.zero_grad(set_to_none=True)
+    total, value_sum, tokens = 0.0, 0.0, 0.0
+    for chunk, aggregate in micro_batches(rows, batch, rc.micro_batch_size, get_aggregation("token_mean"),
+                                          rc.max_new_tokens):
+        values = batch.completion_slice(learner.critic(batch.input_ids[chunk], batch.attention_mask[chunk]))  # (b, L)
+        mask = batch.completion_mask[chunk]
+        per_token = value_loss(values, old_values[chunk], returns[chunk], mask, rc.value_clip)
+        loss = rc.vf_coef * aggregate(per_token, mask, rc.max_new_tokens)
+        _backward(loss)
+        total, value_sum, tokens = total + loss.item(), value_sum + _masked_sum(values.detach(), mask), tokens + float(mask.sum())
+    _step(learner.critic, learner.critic_optimizer, rc.grad_clip)
+    return {"rl/value_loss": total, "rl/value_mean": value_sum / max(tokens, 1.0)}
 
 
-def _apply(loss: torch.Tensor, module: torch.nn.Module, optimizer: torch.optim.Optimizer, clip: float) -> float:
-    """Backward, clip, step; refuses (Diverged) a non-finite loss or gradient before touching weights."""
+def micro_batches(rows: torch.Tensor, batch: Batch, size: int | None, aggregate: Callable,
+                  constant: int) -> list[tuple[torch.Tensor, Callable]]:
+    """Split `rows` into micro-batches of `size` sequences, each with the aggregation that makes the
+    sum of their losses (and gradients) equal the whole minibatch's: a linear aggregation is a
+    weighted sum of the per-token losses, with weights set by the whole minibatch's mask."""
+    if size is None or size >= len(rows):
+        return [(rows, aggregate)]
+    weights = aggregation_weights(aggregate, batch.completion_mask[rows], constant)  # (b, L)
+    return [(chunk, lambda per_token, mask, c, w=w: (w * per_token).sum())
+            for chunk, w in zip(rows.split(size), weights.split(size))]
+
+
+def _backward(loss: torch.Tensor) -> None:
+    """Accumulate the gradient of `loss`; refuses (Diverged) a non-finite loss."""
     if not torch.isfinite(loss):
         raise Diverged(f"loss {loss.item()}")
-    optimizer.zero_grad(set_to_none=True)
     loss.backward()
+
+
+def _step(module: torch.nn.Module, optimizer: torch.optim.Optimizer, clip: float) -> float:
+    """Clip and apply the accumulated gradient; refuses (Diverged) a non-finite one before touching weights."""
     grad_norm = float(torch.nn.utils.clip_grad_norm_(module.parameters(), clip))
     if not math.isfinite(grad_norm):
         optimizer.zero_grad(set_to_none=True)
@@ -222,8 +257,8 @@ def _values(critic: Critic, batch: Batch) -> torch.Tensor:
     return batch.completion_slice(critic(batch.input_ids, batch.attention_mask))  # (B, L)
 
 
-def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> float:
-    return float((x * mask).sum() / mask.sum().clamp(min=1.0))
+def _masked_sum(x: torch.Tensor, mask: torch.Tensor) -> float:
+    return float((x * mask).sum())
 
 
 def rollout_metrics(collected: Collected) -> dict[str, float]:
