@@ -27,7 +27,7 @@ from reasonlab.errors import ReasonlabError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="reasonlab: build o1-style reasoning models and measure what makes them work.")
-console = Console()
+console = Console(soft_wrap=True)  # long paths stay on one line (copyable, greppable)
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="YAML config (default: the embedded configs/default.yaml).")
 OutOpt = typer.Option(None, "--out", "-o", help="Run folder (default: runs/<name>).")
