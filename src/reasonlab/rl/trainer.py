@@ -193,7 +193,9 @@ def critic_update(learner: Learner, batch: Batch, rows: torch.Tensor, returns: t
         per_token = value_loss(values, old_values[chunk], returns[chunk], mask, rc.value_clip)
         loss = rc.vf_coef * aggregate(per_token, mask, rc.max_new_tokens)
         _backward(loss)
-        total, value_sum, tokens = total + loss.item(), value_sum + _masked_sum(values.detach(), mask), tokens + float(mask.sum())
+        total += loss.item()
+        value_sum += _masked_sum(values.detach(), mask)
+        tokens += float(mask.sum())
     _step(learner.critic, learner.critic_optimizer, rc.grad_clip)
     return {"rl/value_loss": total, "rl/value_mean": value_sum / max(tokens, 1.0)}
 
