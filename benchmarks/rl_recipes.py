@@ -19,7 +19,7 @@ from pathlib import Path
 from common import machine
 
 from reasonlab.config import load_config
-from reasonlab.pipeline import _prefixed, evaluate_stage
+from reasonlab.pipeline import evaluate_stage, summary_keys
 from reasonlab.rl.trainer import train_rl
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,7 +64,7 @@ def main() -> None:
         t = time.perf_counter()
         policy = train_rl(cfg, run_dir, base_run / "base")
         rl_s = time.perf_counter() - t
-        s = _prefixed("rl", evaluate_stage(policy, cfg, run_dir, "rl"))
+        s = summary_keys("rl", evaluate_stage(policy, cfg, run_dir, "rl"))
         rows.append({"recipe": name, "rl_s": round(rl_s, 1), **{k: s.get(f"rl/{k}") for k in KEYS}})
         print(json.dumps(rows[-1]), flush=True)
     result = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "base": str(base_run),

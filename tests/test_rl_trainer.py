@@ -118,7 +118,8 @@ def test_dynamic_sampling_keeps_only_groups_with_signal():
 
 
 def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path, base_dir):
-    cfg = tiny_cfg(num_iterations=2, minibatches=2, dynamic_sampling=True, steps=5)
+    # beta > 0: the resumed run must rebuild its reference from the base, not from the checkpoint
+    cfg = tiny_cfg(num_iterations=2, minibatches=2, dynamic_sampling=True, steps=5, beta=0.1)
     whole = train_rl(cfg, tmp_path / "whole", base_dir)
 
     class Killed(Exception):

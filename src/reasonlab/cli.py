@@ -90,11 +90,12 @@ def rl(
     if cfg.rl.steps < 1:
         raise ReasonlabError("rl.steps: must be at least 1 for `reasonlab rl`")
     validate(cfg)
-    check_base(cfg, load_policy(base_dir), get_task(cfg.task.name, **cfg.task.knobs))  # before writing anything
+    policy = load_policy(base_dir)
+    check_base(cfg, policy, get_task(cfg.task.name, **cfg.task.knobs))  # before writing anything
     prepare_run_dir(run_dir, cfg)
     console.print(f"[bold]reasonlab rl[/] {base_dir} -> {run_dir}")
     with _progress() as stage:
-        train_rl(cfg, run_dir, base_dir, on_step=stage(*RL_BAR))
+        train_rl(cfg, run_dir, base_dir, on_step=stage(*RL_BAR), policy=policy)
     console.print(f"RL model: {run_dir / 'rl'}  (evaluate it: reasonlab eval --model {run_dir})")
 
 

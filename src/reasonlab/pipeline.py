@@ -89,7 +89,7 @@ def run_main_job(cfg: RunConfig, run_dir: Path, say: Progress = lambda msg: None
     base_eval = evaluate_stage(policy, cfg, run_dir, "base")
     eval_s = time.perf_counter() - t
     summary = {
-        **_prefixed("base", base_eval),
+        **summary_keys("base", base_eval),
         "base/loss": _last_metric(run_dir / "metrics.jsonl", "eval/loss"),
         "base/train_loss": _last_metric(run_dir / "metrics.jsonl", "train/loss"),
         "model/params": policy.num_parameters(),
@@ -98,11 +98,11 @@ def run_main_job(cfg: RunConfig, run_dir: Path, say: Progress = lambda msg: None
     if cfg.rl.steps > 0:
         say(f"RL post-training ({cfg.rl.advantage}, {cfg.rl.steps} steps)")
         t = time.perf_counter()
-        rl_policy = train_rl(cfg, run_dir, run_dir / "base", on_step=on_rl_step)
+        rl_policy = train_rl(cfg, run_dir, run_dir / "base", on_step=on_rl_step, policy=policy)
         timings["time/rl_s"] = round(time.perf_counter() - t, 1)
         say("evaluating the RL model")
         t = time.perf_counter()
-        summary.update(_prefixed("rl", evaluate_stage(rl_policy, cfg, run_dir, "rl")))
+        summary.update(summary_keys("rl", evaluate_stage(rl_policy, cfg, run_dir, "rl")))
         summary["rl/gain_pass@1"] = round(summary["rl/pass@1"] - summary["base/pass@1"], 4)
         timings["time/rl_eval_s"] = round(time.perf_counter() - t, 1)
     summary.update({
@@ -134,7 +134,7 @@ def evaluate_stage(policy: Any, cfg: RunConfig, run_dir: Path, name: str) -> dic
     return {"sampled": sampled, "greedy": greedy, "levels": levels}
 
 
-def _prefixed(prefix: str, stage: dict[str, Any]) -> dict[str, Any]:
+def summary_keys(prefix: str, stage: dict[str, Any]) -> dict[str, Any]:
     """Flatten an evaluate_stage result into summary keys like base/pass@1, base/d4/pass@1."""
     s = stage["sampled"]["summary"]
     n = stage["sampled"]["n_samples"]

@@ -307,13 +307,15 @@ def check_base(cfg: RunConfig, policy: Policy, task: Task) -> None:
 
 
 def train_rl(cfg: RunConfig, run_dir: Path, base_dir: Path,
-             on_step: Callable[[int, int, dict[str, Any]], None] | None = None) -> Policy:
-    """RL from the policy in `base_dir`, in `run_dir` (resumes from checkpoints/rl); saves run_dir/rl."""
+             on_step: Callable[[int, int, dict[str, Any]], None] | None = None,
+             policy: Policy | None = None) -> Policy:
+    """RL from the policy in `base_dir` (or `policy`, that base already loaded: it is trained in place),
+    in `run_dir` (resumes from checkpoints/rl); saves run_dir/rl."""
     rc = cfg.rl
     task = get_task(cfg.task.name, **cfg.task.knobs)
-    policy = load_policy(base_dir)
+    policy = policy if policy is not None else load_policy(base_dir)
     check_base(cfg, policy, task)
-    learner = make_learner(cfg, policy, load_policy(base_dir) if rc.beta > 0 or rc.kl_monitor_every else None)
+    learner = make_learner(cfg, policy)  # a reference, when one is needed, is copied before resuming
     ckpt_dir = run_dir / "checkpoints" / "rl"
     start = resume(learner, ckpt_dir)
     metrics_path = run_dir / "metrics.jsonl"
