@@ -16,7 +16,7 @@ keeps each group's prompt once, for the forward that computes a shared prompt on
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -54,7 +54,7 @@ class Collected:
     sample_s: float = 0.0
     judge_s: float = 0.0
     rounds: int = 0
-    prompt_tokens: int = field(default=0)
+    prompt_tokens: int = 0
 
 
 @dataclass(frozen=True)
