@@ -3,6 +3,7 @@ and the one-line errors (exit code 2, no traceback, nothing overwritten) for bad
 
 import json
 import subprocess
+from pathlib import Path
 import sys
 
 import pytest
@@ -13,7 +14,10 @@ TINY = ["--set", "pretrain.token_budget=40000", "--set", "pretrain.batch_size=8"
         "--set", "eval.n_problems=6", "--set", "eval.n_samples=4", "--set", "eval.levels=[2]",
         "--set", "eval.level_problems=4", "--set", "eval.level_samples=2",
         "--set", "rl.steps=3", "--set", "rl.prompts_per_step=4", "--set", "rl.group_size=4",
-        "--set", "rl.max_new_tokens=32", "--set", "rl.checkpoint_every=2"]
+        "--set", "rl.max_new_tokens=32", "--set", "rl.checkpoint_every=2",
+        "--set", "judge.train_problems=30", "--set", "judge.policy_samples=1", "--set", "judge.eval_problems=8",
+        "--set", "judge.best_of_n=4", "--set", "judge.max_steps=6", "--set", "judge.eval_every=3",
+        "--set", "judge.batch_size=8"]
 
 
 def reasonlab(*args, cwd=None):
@@ -42,16 +46,19 @@ def test_run_writes_the_run_folder(tiny_run):
     summary = json.loads((tiny_run / "summary.json").read_text())
     for key in ("base/pass@1", "base/pass@4", "base/maj@4", "base/loss", "base/greedy_pass@1", "base/d2/pass@1",
                 "rl/pass@1", "rl/pass@4", "rl/maj@4", "rl/greedy_pass@1", "rl/d2/pass@1", "rl/gain_pass@1",
-                "model/params", "time/total_s", "time/rl_s"):
+                "model/params", "time/total_s", "time/rl_s", "time/judges_s", "judge/prm/f1", "judge/prm/step_auroc",
+                "judge/orm/outcome_auroc", "judge/bo4/prm", "judge/bo4/orm", "judge/bo4/majority", "judge/bo4/pass@1"):
         assert key in summary, key
     assert 0.0 <= summary["base/pass@1"] <= summary["base/pass@4"] <= 1.0
     assert 0.0 <= summary["rl/pass@1"] <= summary["rl/pass@4"] <= 1.0
     for name in ("config.yaml", "metrics.jsonl", "report.md", "report.html", "plots/passk.png", "plots/loss.png",
                  "plots/rl.png", "eval/base.json", "eval/rl.json", "base/model.safetensors", "base/config.json",
-                 "rl/model.safetensors", "rl/config.json"):
+                 "rl/model.safetensors", "rl/config.json", "judges/prm/config.json", "judges/orm/model.safetensors",
+                 "judges/eval.json", "plots/best_of_n.png"):
         assert (tiny_run / name).is_file(), name
     report = (tiny_run / "report.md").read_text()
     assert "plots/passk.png" in report and "plots/rl.png" in report and "Base vs RL" in report
+    assert "injected errors" in report and "best-of-4 by prm" in report
     rows = [json.loads(line) for line in (tiny_run / "metrics.jsonl").read_text().splitlines()]
     pretrain_steps = [r["step"] for r in rows if "train/loss" in r]
     assert pretrain_steps == list(range(1, 40000 // (8 * 64) + 1))
@@ -184,3 +191,86 @@ def test_rl_from_a_missing_or_incompatible_base(tiny_run, tmp_path):
     assert_one_line_error(reasonlab("rl", "--base", str(alien), "--out", str(tmp_path / "b"), *RL_TINY),
                           "do not fit")
     assert not (tmp_path / "b").exists()
+
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def test_judge_eval_of_a_trained_judge_with_best_of_n(tiny_run, tmp_path):
+    out = tmp_path / "prm_eval.json"
+    proc = reasonlab("judge", "eval", "--judge", str(tiny_run / "judges" / "prm"), "--policy", str(tiny_run),
+                     "--problems", "6", "--best-of", "4", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    prm = result["judges"]["prm"]
+    assert set(prm["best_of_n"]) == {"1", "2", "4"} and prm["injected"]["n_error"] + prm["injected"]["n_correct"] > 0
+    assert "best_of_4" in proc.stdout and "majority_of_4" in proc.stdout
+    assert_one_line_error(reasonlab("judge", "eval", "--judge", str(tiny_run / "judges" / "prm"), "--out", str(out)),
+                          "already exists")
+
+
+def test_judge_eval_of_the_verifier_on_injected_errors_is_perfect(tmp_path):
+    out = tmp_path / "v.json"
+    proc = reasonlab("judge", "eval", "--judge", "verifier", "--task", "arith", "--problems", "40", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    m = json.loads(out.read_text())["metrics"]
+    assert m["f1"] == 1.0 and m["step_auroc"] == 1.0 and m["outcome_auroc"] == 1.0
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "processbench" / "gsm8k.json").is_file(),
+                    reason="the ProcessBench files of ../shared/data are not on this machine")
+def test_judge_eval_runs_a_baseline_on_processbench(tmp_path):
+    out = tmp_path / "pb.json"
+    proc = reasonlab("judge", "eval", "--judge", "always-correct", "--data", "processbench:gsm8k",
+                     "--data-dir", str(SHARED_DATA), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert result["n_records"] == 400 and result["skipped"] == []
+    m = result["metrics"]
+    assert m["acc_correct"] == 1.0 and m["acc_error"] == 0.0 and m["f1"] == 0.0
+
+
+def test_judge_eval_skips_bad_records_and_names_them(tmp_path):
+    good = {"prompt": "1+2+3=?", "completions": ["1+2=3", "3+3=7", "answer: 7"], "labels": [True, False, False]}
+    lines = [json.dumps(good), json.dumps({**good, "labels": [True]}), "{not json",
+             json.dumps({k: v for k, v in good.items() if k != "completions"}),
+             json.dumps({**good, "completions": [], "labels": []}), json.dumps({**good, "id": "b"})]
+    data = tmp_path / "steps.jsonl"
+    data.write_text("\n".join(lines) + "\n")
+    proc = reasonlab("judge", "eval", "--judge", "symbolic-arithmetic", "--data", str(data), "--out", str(tmp_path / "o.json"))
+    assert proc.returncode == 0, proc.stderr
+    assert "skipped 4 of 6" in proc.stdout
+    result = json.loads((tmp_path / "o.json").read_text())
+    assert sorted(s["line"] for s in result["skipped"]) == [2, 3, 4, 5]
+    strict = reasonlab("judge", "eval", "--judge", "symbolic-arithmetic", "--data", str(data), "--strict",
+                       "--out", str(tmp_path / "s.json"))
+    assert_one_line_error(strict, "steps.jsonl:2", "labels")
+    assert not (tmp_path / "s.json").exists()
+    empty = tmp_path / "bad.jsonl"
+    empty.write_text(lines[1] + "\n")
+    assert_one_line_error(reasonlab("judge", "eval", "--judge", "always-correct", "--data", str(empty),
+                                    "--out", str(tmp_path / "e.json")), "bad.jsonl", "no usable records")
+    assert_one_line_error(reasonlab("judge", "eval", "--judge", "always-correct", "--data", str(tmp_path / "none.jsonl")),
+                          "none.jsonl")
+    assert_one_line_error(reasonlab("judge", "eval", "--judge", str(tmp_path / "nojudge")), "nojudge", "baseline")
+
+
+def test_judge_train_then_rl_with_the_learned_reward(tiny_run, tmp_path):
+    judge = tmp_path / "orm"
+    proc = reasonlab("judge", "train", "--base", str(tiny_run), "--head", "orm", "--out", str(judge),
+                     "--set", "judge.train_problems=20", "--set", "judge.max_steps=4", "--set", "judge.eval_every=2")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((judge / "config.json").read_text())["head"] == "orm"
+    out = tmp_path / "rl"
+    proc = reasonlab("rl", "--base", str(tiny_run), "--out", str(out), *RL_TINY, "--set", f"rl.judge={judge}",
+                     "--set", "rl.rewards={judge: 1.0}")
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert all("hack/gap" in r and "reward/judge" in r for r in rows)
+    assert_one_line_error(reasonlab("judge", "train", "--base", str(tiny_run), "--head", "orm", "--out", str(judge)),
+                          "already holds a judge")
+    assert_one_line_error(reasonlab("judge", "train", "--base", str(tiny_run), "--head", "critic"), "--head")
+    assert_one_line_error(reasonlab("rl", "--base", str(tiny_run), "--out", str(tmp_path / "x"), *RL_TINY,
+                                    "--set", f"rl.judge={tmp_path / 'missing'}", "--set", "rl.rewards={judge: 1.0}"),
+                          "missing")
+    assert not (tmp_path / "x").exists()

@@ -10,8 +10,10 @@ The public API, by name; everything else is internal. Usage:
 
 from reasonlab.config import RunConfig, load_config
 from reasonlab.errors import CheckpointError, ConfigError, ReasonlabError, RunFolderError
+from reasonlab.evaluate.processbench import auroc, best_of_n, ece, judge_step_metrics, processbench_metrics
 from reasonlab.evaluate.passk import majority_at_k, pass_at_k, pass_at_k_curve
 from reasonlab.evaluate.runner import SamplingParams, evaluate_policy
+from reasonlab.judges import Judge, JudgeScores, StepRecord, load_judge, read_records, train_reward_model
 from reasonlab.models import CharTokenizer, Policy, TinyPolicy, TransformerConfig, load_policy, save_policy
 from reasonlab.rl.advantages import register_advantage
 from reasonlab.rl.losses import register_aggregation, register_kl_estimator, register_policy_loss
@@ -23,7 +25,8 @@ from reasonlab.traces import TRACE_STYLES, Mixture, render
 from reasonlab.types import Outcome, Problem, Rollout, Scored, Verdict
 
 __all__ = [
-    "CharTokenizer", "CheckpointError", "ConfigError", "Mixture", "Outcome", "Policy", "Problem", "ReasonlabError",
+    "CharTokenizer", "CheckpointError", "Judge", "JudgeScores", "StepRecord", "auroc", "best_of_n", "ece",
+    "judge_step_metrics", "load_judge", "processbench_metrics", "read_records", "train_reward_model", "ConfigError", "Mixture", "Outcome", "Policy", "Problem", "ReasonlabError",
     "Rollout", "RunConfig", "RunFolderError", "SamplingParams", "Scored", "TRACE_STYLES", "Task", "TinyPolicy",
     "TransformerConfig", "Verdict", "evaluate_policy", "generate", "get_task", "list_tasks", "load_config",
     "load_policy", "majority_at_k", "make_learner", "pass_at_k", "pass_at_k_curve", "register_advantage",

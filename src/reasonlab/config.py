@@ -176,6 +176,53 @@ class RLConfig(_Strict):
     """GAE lambda."""
     checkpoint_every: int = Field(25, gt=0)
     """RL steps between checkpoints (a rerun resumes from the last)."""
+    judge: str | None = None
+    """A learned judge for the `judge` reward and the hacking-gap metrics: `prm` or `orm` (the judges the
+    main job trained in its run folder) or a judge folder written by `reasonlab judge train`."""
+
+
+class JudgeConfig(_Strict):
+    heads: list[Literal["prm", "orm", "pairwise"]] = Field(default_factory=lambda: ["prm", "orm"])
+    """Reward models the main job trains after the base (empty = none): process (PRM), outcome (ORM),
+    pairwise Bradley-Terry."""
+    labels: Literal["exact", "montecarlo"] = "exact"
+    """Step labels: exact (the task's verifier) or Monte-Carlo (continuations of the base from each step)."""
+    continuations: int = Field(8, gt=0)
+    """Monte-Carlo labels: continuations sampled from each step prefix (Math-Shepherd's N)."""
+    train_problems: int = Field(2000, gt=0)
+    """Training problems; each gives its reference solution, one injected error and policy samples."""
+    policy_samples: int = Field(4, ge=0)
+    """Samples of the base per training problem, labelled like the rest (the distribution RL will judge)."""
+    val_fraction: float = Field(0.1, gt=0, lt=1)
+    """Share of the training problems held out for validation and early stopping."""
+    eval_problems: int = Field(200, gt=0)
+    """Test problems for the held-out evaluation (reference + injected error each) and best-of-N."""
+    best_of_n: int = Field(16, gt=0)
+    """Samples per test problem for best-of-N selection."""
+    init: Literal["base", "scratch"] = "base"
+    """Initialise the backbone from the pretrained base, or from random weights."""
+    aggregation: Literal["min", "product", "last"] = "min"
+    """How a PRM turns step scores into one solution score."""
+    features: Literal["hidden", "hidden+likelihood"] = "hidden+likelihood"
+    """What the head reads at each step: the backbone's hidden state, plus (hidden+likelihood) the base
+    LM's log-probability of the step's least likely token and its running minimum (judges/models.py)."""
+    train_backbone: bool = False
+    """Fine-tune the backbone with the head; by default it stays frozen and only the head trains (a probe
+    of what the base already knows, and a few seconds instead of minutes)."""
+    lr: float = Field(3e-4, gt=0)
+    """Learning rate of the backbone when it is fine-tuned (AdamW)."""
+    head_lr: float = Field(1e-2, gt=0)
+    """Learning rate of the read-out head (it starts at zero)."""
+    weight_decay: float = Field(0.01, ge=0)
+    """AdamW weight decay."""
+    batch_size: int = Field(64, gt=0)
+    """Solutions (PRM, ORM) or pairs (pairwise) per optimizer step."""
+    max_steps: int = Field(4000, gt=0)
+    """Most optimizer steps (a frozen backbone makes them cheap: the head reads cached inputs)."""
+    eval_every: int = Field(200, gt=0)
+    """Steps between validation passes."""
+    patience: int = Field(5, gt=0)
+    """Stop after this many validations without a lower validation loss (the best weights are kept)."""
 
 
 class TrackingConfig(_Strict):
@@ -194,6 +241,7 @@ class RunConfig(_Strict):
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     rl: RLConfig = Field(default_factory=RLConfig)
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
 

@@ -19,3 +19,7 @@ class CheckpointError(ReasonlabError):
 
 class RunFolderError(ReasonlabError):
     """An output folder that already holds a different run."""
+
+
+class DataError(ReasonlabError):
+    """A malformed data file: the message names the file, the line and the field."""

@@ -1,7 +1,8 @@
 """The main job behind `reasonlab run`: one run folder, its stages in order, each resumable.
 
 Stages: pretrain the base (resumes from its last checkpoint) -> evaluate the base on the test split
-(pass@k, maj@k, greedy accuracy, breakdown by difficulty) -> RL post-training (resumes from its last
+(pass@k, maj@k, greedy accuracy, breakdown by difficulty) -> train and evaluate the judges
+(judge.heads: PRM / ORM / pairwise reward models, judges/stage.py) -> RL post-training (resumes from its last
 checkpoint; skipped when rl.steps is 0) -> evaluate the RL model with the same protocol ->
 summary.json -> report. A stage whose
 output already exists in the folder is not redone, so rerunning after a crash continues the run,
@@ -66,7 +67,8 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig) -> None:
 
 def run_main_job(cfg: RunConfig, run_dir: Path, say: Progress = lambda msg: None,
                  on_pretrain_step: Callable[[int, int, dict[str, float]], None] | None = None,
-                 on_rl_step: Callable[[int, int, dict[str, float]], None] | None = None) -> dict[str, Any]:
+                 on_rl_step: Callable[[int, int, dict[str, float]], None] | None = None,
+                 on_judge_step: Callable[[int, int, dict[str, float]], None] | None = None) -> dict[str, Any]:
     """Run every stage of the main job in `run_dir` and return the summary."""
     from reasonlab.pretrain import pretrain
     from reasonlab.report import write_report
@@ -95,6 +97,12 @@ def run_main_job(cfg: RunConfig, run_dir: Path, say: Progress = lambda msg: None
         "model/params": policy.num_parameters(),
     }
     timings = {"time/pretrain_s": round(pretrain_s, 1), "time/eval_s": round(eval_s, 1)}
+    if cfg.judge.heads:
+        from reasonlab.judges.stage import run_judges, summary_keys as judge_keys
+
+        t = time.perf_counter()
+        summary.update(judge_keys(run_judges(cfg, run_dir, policy, on_step=on_judge_step, say=say)))
+        timings["time/judges_s"] = round(time.perf_counter() - t, 1)
     if cfg.rl.steps > 0:
         say(f"RL post-training ({cfg.rl.advantage}, {cfg.rl.steps} steps)")
         t = time.perf_counter()

@@ -3,8 +3,10 @@
 Plots: the pass@k curves of the base and RL models on one plot (eval/<name>.json), the pretraining
 loss curve (train and held-out, from metrics.jsonl), the RL curves (reward and pass rate, KL,
 completion length, shortcut rate and entropy per step), and pass@1 by difficulty when extra levels
-were evaluated. The report also shows base vs RL headline metrics, summary.json as a table, and a
-few sampled solutions of each model with their verdicts.
+were evaluated; with judges (judges/eval.json), best-of-N accuracy against N for each judge beside
+majority vote and pass@1, and with a learned RL reward, the hacking gap per RL step. The report also
+shows base vs RL headline metrics, the judges' step and outcome metrics, summary.json as a table,
+and a few sampled solutions of each model with their verdicts.
 Usage:
 
     reasonlab report runs/default
@@ -45,11 +47,19 @@ def write_report(run_dir: Path) -> Path:
     levels = _level_results(run_dir)
     if levels:
         figures.append(("pass@1 by difficulty", plot_levels(levels, plots / "difficulty.png")))
+    judges = _read_json(run_dir / "judges" / "eval.json")
+    if judges and judges.get("judges"):
+        figures.append((f"Best-of-N with the judges (base samples, {judges['n_problems']} test problems)",
+                        plot_best_of_n(judges, plots / "best_of_n.png")))
+    if any("hack/gap" in r for r in metrics):
+        figures.append(("Learned reward vs verifier during RL (hacking gap)", plot_hacking(metrics, plots / "hacking.png")))
     samples = {m: _samples(e) for m, e in evals.items()}
     comparison = _comparison(summary)
-    md = _markdown(run_dir.name, summary, comparison, figures, samples)
+    tables = [comparison_table(comparison)] if comparison else []
+    tables += judge_tables(judges) if judges and judges.get("judges") else []
+    md = _markdown(run_dir.name, summary, tables, figures, samples)
     (run_dir / "report.md").write_text(md)
-    (run_dir / "report.html").write_text(_html(run_dir.name, summary, comparison, figures, samples))
+    (run_dir / "report.html").write_text(_html(run_dir.name, summary, tables, figures, samples))
     return run_dir / "report.md"
 
 
@@ -109,6 +119,70 @@ def plot_rl(metrics: list[dict[str, Any]], path: Path) -> Path:
     return _save(fig, path)
 
 
+def plot_best_of_n(results: dict[str, Any], path: Path) -> Path:
+    """Accuracy of the sample each judge picks among N, against N, beside majority vote and pass@1."""
+    ks = results["ks"]
+    base = results["baselines"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, r in results["judges"].items():
+        ax.plot(ks, [r["best_of_n"][str(k)] for k in ks], marker="o", label=f"best-of-N by {name.upper()}")
+    ax.plot(ks, [base["majority"][str(k)] for k in ks], marker="s", label="majority vote")
+    ax.axhline(base["pass@1"], color="gray", linestyle="--", label="pass@1")
+    ax.axhline(base[f"pass@{results['best_of']}"], color="gray", linestyle=":", label=f"pass@{results['best_of']} (oracle)")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ks, [str(k) for k in ks])
+    ax.set_xlabel("N samples")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_hacking(metrics: list[dict[str, Any]], path: Path) -> Path:
+    """Per RL step: the learned judge's mean score, the verifier's pass rate, and the wrong answers accepted."""
+    rows = [r for r in metrics if "hack/gap" in r]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, label in (("hack/judge_mean", "judge score (mean)"), ("hack/verifier_mean", "verifier: correct"),
+                       ("hack/false_accept", "wrong answers the judge accepts")):
+        ax.plot([r["step"] for r in rows], [r[key] for r in rows], label=label)
+    ax.set_xlabel("RL step")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+Table = tuple[str, list[str], list[list[Any]]]  # (title, header, rows)
+
+
+def comparison_table(comparison: list[tuple[str, Any, Any]]) -> Table:
+    return "Base vs RL (test split)", ["metric", "base", "RL"], [list(row) for row in comparison]
+
+
+JUDGE_COLUMNS = (("f1", "ProcessBench F1"), ("acc_error", "acc. erroneous"), ("acc_correct", "acc. correct"),
+                 ("step_auroc", "step AUROC"), ("step_ece", "step ECE"), ("outcome_auroc", "outcome AUROC"))
+
+
+def judge_tables(results: dict[str, Any]) -> list[Table]:
+    """The judges' step metrics (held-out injected errors, and the base's own samples) and best-of-N."""
+    out: list[Table] = []
+    for split, title in (("injected", "Judges on held-out solutions with injected errors"),
+                         ("policy", "Judges on the base model's own samples")):
+        rows = [[name, *(_fmt(r[split].get(k)) for k, _ in JUDGE_COLUMNS)] for name, r in results["judges"].items()]
+        out.append((title, ["judge", *(label for _, label in JUDGE_COLUMNS)], rows))
+    n, base = results["best_of"], results["baselines"]
+    rows = [[f"best-of-{n} by {name}", _fmt(r["best_of_n"][str(n)])] for name, r in results["judges"].items()]
+    rows += [[f"majority vote of {n}", _fmt(base["majority"][str(n)])], ["pass@1", _fmt(base["pass@1"])],
+             [f"pass@{n} (oracle)", _fmt(base[f"pass@{n}"])]]
+    out.append((f"Choosing one answer among {n} base samples", ["selector", "accuracy"], rows))
+    return out
+
+
+def _fmt(x: Any) -> Any:
+    return round(x, 3) if isinstance(x, float) else x
+
+
 COMPARED = ("pass@1", "greedy_pass@1", "maj@64", "shortcut_rate", "shortcut_accuracy", "stepwise_accuracy",
             "process_valid_rate", "malformed_rate", "mean_length")
 
@@ -163,12 +237,12 @@ def _samples(result: dict[str, Any] | None) -> list[dict[str, Any]]:
     return [chosen[k] for k in sorted(chosen)]
 
 
-def _markdown(title: str, summary: dict[str, Any], comparison: list[tuple[str, Any, Any]],
+def _markdown(title: str, summary: dict[str, Any], tables: list[Table],
               figures: list[tuple[str, Path]], samples: dict[str, list[dict]]) -> str:
     lines = [f"# reasonlab run: {title}", ""]
-    if comparison:
-        lines += ["## Base vs RL (test split)", "", "| metric | base | RL |", "|---|---|---|"]
-        lines += [f"| {n} | {b} | {r} |" for n, b, r in comparison]
+    for caption, header, rows in tables:
+        lines += [f"## {caption}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
         lines += [""]
     lines += ["## Summary", "", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in summary.items()]
@@ -186,14 +260,14 @@ def _markdown(title: str, summary: dict[str, Any], comparison: list[tuple[str, A
 _MODEL_NAMES = {"base": "base model", "rl": "RL model"}
 
 
-def _html(title: str, summary: dict[str, Any], comparison: list[tuple[str, Any, Any]],
+def _html(title: str, summary: dict[str, Any], tables: list[Table],
           figures: list[tuple[str, Path]], samples: dict[str, list[dict]]) -> str:
     esc = html.escape
     table = ""
-    if comparison:
-        cells = "".join(f"<tr><td>{esc(n)}</td><td>{esc(str(b))}</td><td>{esc(str(r))}</td></tr>"
-                        for n, b, r in comparison)
-        table = f"<h2>Base vs RL (test split)</h2><table><tr><th>metric</th><th>base</th><th>RL</th></tr>{cells}</table>"
+    for caption, header, rows in tables:
+        head = "".join(f"<th>{esc(h)}</th>" for h in header)
+        cells = "".join("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+        table += f"<h2>{esc(caption)}</h2><table><tr>{head}</tr>{cells}</table>"
     rows = "".join(f"<tr><td>{esc(str(k))}</td><td>{esc(str(v))}</td></tr>" for k, v in summary.items())
     figs = "".join(f"<h2>{esc(c)}</h2><img src='plots/{esc(p.name)}' alt='{esc(c)}'>" for c, p in figures)
     sample_html = ""

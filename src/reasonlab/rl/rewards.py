@@ -4,7 +4,10 @@ Built in: `outcome` (the verifier's answer check), `format` (a parsable answer t
 `process` (the fraction of valid steps, from the task's exact step verdicts; an answer without steps
 earns 0) and `first_error` (-1 when some step is wrong, the penalty at the first wrong step that
 process-supervision papers use, 0 otherwise). The config names them with weights,
-`rl.rewards: {outcome: 1.0, process: 0.5}`. A new reward is a few lines:
+`rl.rewards: {outcome: 1.0, process: 0.5}`. One more name, `judge`, is the score of the learned judge
+named by `rl.judge` (a PRM's aggregated step score or an ORM's outcome score, judges/models.py); it
+is computed for a whole batch at once by the rollout collector, not by a function here. A new reward
+is a few lines:
 
     @register_reward("short")
     def short(problem, rollout, verdict): return -len(rollout.token_ids) / 64
@@ -19,6 +22,7 @@ from reasonlab.types import Outcome, Problem, Rollout, Verdict
 
 RewardFn = Callable[[Problem, Rollout, Verdict], float]
 REWARDS: dict[str, RewardFn] = {}
+LEARNED = "judge"  # the reward name of the learned judge's score
 
 
 def register_reward(name: str) -> Callable[[RewardFn], RewardFn]:
@@ -56,18 +60,25 @@ def first_error(problem: Problem, rollout: Rollout, verdict: Verdict) -> float:
     return -1.0 if verdict.first_error is not None and verdict.first_error >= 0 else 0.0
 
 
-def check_rewards(weights: Mapping[str, float]) -> None:
-    """Fail on an empty reward mix or an unknown reward name."""
+def check_rewards(weights: Mapping[str, float], judge: str | None = None) -> None:
+    """Fail on an empty reward mix, an unknown reward name, or `judge` without a judge to ask."""
     if not weights:
         raise ConfigError("rl.rewards: name at least one reward, e.g. {outcome: 1.0}")
-    unknown = [name for name in weights if name not in REWARDS]
+    unknown = [name for name in weights if name not in REWARDS and name != LEARNED]
     if unknown:
-        raise ConfigError(f"rl.rewards: unknown reward {unknown[0]!r} (known: {', '.join(sorted(REWARDS))})")
+        known = ", ".join(sorted([*REWARDS, LEARNED]))
+        raise ConfigError(f"rl.rewards: unknown reward {unknown[0]!r} (known: {known})")
+    if LEARNED in weights and judge is None:
+        raise ConfigError("rl.rewards: the 'judge' reward needs rl.judge (prm, orm or a judge folder)")
 
 
-def score(weights: Mapping[str, float], problem: Problem, rollout: Rollout, verdict: Verdict) -> dict[str, float]:
-    """Each named reward of one rollout, and their weighted sum under the key "total"."""
-    parts = {name: float(REWARDS[name](problem, rollout, verdict)) for name in weights}
+def score(weights: Mapping[str, float], problem: Problem, rollout: Rollout, verdict: Verdict,
+          learned: float | None = None) -> dict[str, float]:
+    """Each named reward of one rollout, and their weighted sum under the key "total"; `learned` is the
+    judge's score of this rollout (used when the mix names `judge`)."""
+    parts = {name: float(REWARDS[name](problem, rollout, verdict)) for name in weights if name != LEARNED}
+    if LEARNED in weights:
+        parts[LEARNED] = float(learned if learned is not None else 0.0)
     parts["total"] = sum(weights[name] * value for name, value in parts.items())
     return parts
 

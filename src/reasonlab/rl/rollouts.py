@@ -5,6 +5,8 @@
 verifier and scores it with the configured reward mix. With DAPO dynamic sampling, groups whose
 rewards are all equal (no learning signal under a group baseline) are dropped and further prompts
 are drawn, up to `max_refill_rounds` extra rounds; the step then trains on the groups it kept.
+With a learned judge, every completion is also scored by it in one batch (`Group.learned`): that is
+the `judge` reward, and beside the verifier's verdict it measures the hacking gap.
 `make_batch` lays each sequence out as [left-padded prompt | right-padded completion], and also
 keeps each group's prompt once, for the forward that computes a shared prompt once per group
 (models/grouped.py). Usage:
@@ -23,6 +25,7 @@ import numpy as np
 import torch
 
 from reasonlab.config import RLConfig
+from reasonlab.judges.base import Judge, score_solutions
 from reasonlab.rl.rewards import overlong_penalty, score
 from reasonlab.sampling import generate
 from reasonlab.tasks import Task
@@ -37,6 +40,7 @@ class Group:
     rollouts: list[Rollout]
     verdicts: list[Verdict]
     rewards: list[dict[str, float]]
+    learned: list[float] | None = None  # the learned judge's score of each completion, if there is a judge
 
     @property
     def totals(self) -> list[float]:
@@ -92,7 +96,7 @@ def round_seed(seed: int, step: int, round_: int) -> int:
     return int(np.random.SeedSequence([seed, step, round_]).generate_state(1)[0])
 
 
-def collect(policy: object, task: Task, rc: RLConfig, seed: int, step: int) -> Collected:
+def collect(policy: object, task: Task, rc: RLConfig, seed: int, step: int, judge: Judge | None = None) -> Collected:
     """Sample and judge groups for one step (refilling dropped groups when dynamic sampling is on)."""
     out = Collected(groups=[], sampled=[])
     rounds = 1 + (rc.max_refill_rounds if rc.dynamic_sampling else 0)
@@ -106,7 +110,10 @@ def collect(policy: object, task: Task, rc: RLConfig, seed: int, step: int) -> C
         out.sample_s += time.perf_counter() - t
         t = time.perf_counter()
         g = rc.group_size
-        groups = [judge_group(task, rc, p, rollouts[i * g : (i + 1) * g]) for i, p in enumerate(problems)]
+        learned = learned_scores(judge, problems, rollouts, g) if judge is not None else None
+        groups = [judge_group(task, rc, p, rollouts[i * g : (i + 1) * g],
+                              learned[i * g : (i + 1) * g] if learned is not None else None)
+                  for i, p in enumerate(problems)]
         out.judge_s += time.perf_counter() - t
         out.rounds = round_ + 1
         out.prompt_tokens += sum(len(r.prompt_ids) for r in rollouts)
@@ -118,15 +125,22 @@ def collect(policy: object, task: Task, rc: RLConfig, seed: int, step: int) -> C
     return out
 
 
-def judge_group(task: Task, rc: RLConfig, problem: Problem, rollouts: Sequence[Rollout]) -> Group:
+def learned_scores(judge: Judge, problems: Sequence[Problem], rollouts: Sequence[Rollout], n: int) -> list[float]:
+    """The judge's overall score of each completion (rollouts problem-major, n per problem)."""
+    return score_solutions(judge, [problems[i // n].prompt for i in range(len(rollouts))], [r.text for r in rollouts])
+
+
+def judge_group(task: Task, rc: RLConfig, problem: Problem, rollouts: Sequence[Rollout],
+                learned: Sequence[float] | None = None) -> Group:
     """Verdicts and reward parts of one prompt's completions (with DAPO's soft overlong penalty if asked)."""
     verdicts = [task.verify(problem, r.text) for r in rollouts]
-    rewards = [score(rc.rewards, problem, r, v) for r, v in zip(rollouts, verdicts)]
+    scores = list(learned) if learned is not None else [None] * len(rollouts)
+    rewards = [score(rc.rewards, problem, r, v, s) for r, v, s in zip(rollouts, verdicts, scores)]
     if rc.overlong == "penalty":
         for r, parts in zip(rollouts, rewards):
             parts["overlong"] = overlong_penalty(len(r.token_ids), rc.max_new_tokens, rc.overlong_buffer)
             parts["total"] += parts["overlong"]
-    return Group(problem, list(rollouts), verdicts, rewards)
+    return Group(problem, list(rollouts), verdicts, rewards, list(learned) if learned is not None else None)
 
 
 def make_batch(groups: Sequence[Group], pad_id: int, mask_truncated: bool = False) -> Batch:

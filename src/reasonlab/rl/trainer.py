@@ -9,6 +9,9 @@ aggregation (`rl.aggregation`) and KL placement (`rl.kl_in`), all by name from r
   (ratio 1, as TRL does); otherwise they come from one no-grad forward before the first update.
 - The loss uses the policy's logits divided by the sampling temperature (TRL does the same); top-p
   is not applied in the loss.
+- With `rl.judge` a learned reward model scores every completion: its score is the `judge` reward
+  (alone or mixed with the verifier's), and `hack/*` metrics compare it with the verifier's truth
+  on the same completions at every step, so a policy that learns to fool its judge shows.
 - Every draw of prompts and completions is seeded by (seed, step, round): no hidden RNG state, so a
   resumed run repeats exactly what an uninterrupted one does (torch's and Python's global RNG states
   are checkpointed anyway, for reward functions that use them).
@@ -33,6 +36,8 @@ from reasonlab.checkpointing import TrainState, latest_state, save_state
 from reasonlab.config import RLConfig, RunConfig
 from reasonlab.errors import ConfigError
 from reasonlab.evaluate.runner import is_shortcut
+from reasonlab.judges.base import Judge
+from reasonlab.judges.models import find_judge, load_judge
 from reasonlab.models import Policy, load_policy
 from reasonlab.models.grouped import grouped_completion_logits
 from reasonlab.models.transformer import Transformer
@@ -42,11 +47,11 @@ from reasonlab.rl.critic import Critic
 from reasonlab.rl.losses import (aggregation_weights, approx_kl, entropy_from_logits, get_aggregation,
                                  get_kl_estimator, get_policy_loss, value_loss)
 from reasonlab.rl.rewards import check_rewards
-from reasonlab.rl.rollouts import Batch, Collected, collect, make_batch, round_seed
+from reasonlab.rl.rollouts import Batch, Collected, Group, collect, make_batch, round_seed
 from reasonlab.tasks import Task, get_task
 from reasonlab.tracking import MetricsLogger, truncate_after
 
-PREFIXES = ("rl/", "reward/")  # metric names written by this stage
+PREFIXES = ("rl/", "reward/", "hack/")  # metric names written by this stage
 
 
 class Diverged(FloatingPointError):
@@ -62,6 +67,7 @@ class Learner:
     reference: Policy | None = None
     critic: Critic | None = None
     critic_optimizer: torch.optim.Optimizer | None = None
+    judge: Judge | None = None  # a learned judge: the `judge` reward and the hacking-gap metrics
 
 
 def validate_rl(cfg: RunConfig) -> None:
@@ -71,7 +77,7 @@ def validate_rl(cfg: RunConfig) -> None:
     get_policy_loss(rc.policy_loss)
     get_aggregation(rc.aggregation)
     get_kl_estimator(rc.kl_estimator)
-    check_rewards(rc.rewards)
+    check_rewards(rc.rewards, rc.judge)
     if needs_groups(rc.advantage) and rc.group_size < 2:
         raise ConfigError(f"rl.group_size: {rc.advantage} needs groups of at least 2 completions "
                           f"(a group baseline of one sample is the sample itself), got {rc.group_size}")
@@ -101,7 +107,7 @@ def rl_step(cfg: RunConfig, learner: Learner, task: Task, step: int) -> dict[str
     for group in learner.optimizer.param_groups:
         group["lr"] = rc.lr * min(1.0, (step + 1) / rc.warmup_steps) if rc.warmup_steps else rc.lr
     # 1-2. sample a group of completions per prompt and judge them (dynamic sampling refills)
-    collected = collect(learner.policy, task, rc, cfg.seed, step)
+    collected = collect(learner.policy, task, rc, cfg.seed, step, learner.judge)
     metrics = rollout_metrics(collected)
     if not collected.groups:  # every group had equal rewards: no signal, no update
         return {**metrics, **_timing(collected, 0.0, t0, metrics["rl/completion_tokens"])}
@@ -284,6 +290,27 @@ def rollout_metrics(collected: Collected) -> dict[str, float]:
         "rl/truncated_rate": sum(r.finish_reason == "length" for r in rollouts) / len(rollouts),
         "rl/completion_tokens": sum(lengths),
         "rl/prompt_tokens": collected.prompt_tokens,
+        **hacking_gap(groups),
+    }
+
+
+def hacking_gap(groups: list[Group]) -> dict[str, float]:
+    """The learned judge against the verifier on the same completions: their mean scores, the gap,
+    the share of wrong answers the judge accepts (score >= 0.5) and of right ones it rejects."""
+    if not groups or groups[0].learned is None:
+        return {}
+    learned = [s for g in groups for s in g.learned]
+    truth = [v.correct for g in groups for v in g.verdicts]
+    n, wrong = len(truth), sum(not t for t in truth)
+    accepted_wrong = sum(s >= 0.5 and not t for s, t in zip(learned, truth))
+    rejected_right = sum(s < 0.5 and t for s, t in zip(learned, truth))
+    return {
+        "hack/judge_mean": sum(learned) / n,
+        "hack/verifier_mean": sum(truth) / n,
+        "hack/gap": (sum(learned) - sum(truth)) / n,
+        "hack/false_accept": accepted_wrong / max(wrong, 1),
+        "hack/false_reject": rejected_right / max(n - wrong, 1),
+        "hack/judge_accuracy": 1 - (accepted_wrong + rejected_right) / n,
     }
 
 
@@ -316,6 +343,10 @@ def train_rl(cfg: RunConfig, run_dir: Path, base_dir: Path,
     policy = policy if policy is not None else load_policy(base_dir)
     check_base(cfg, policy, task)
     learner = make_learner(cfg, policy)  # a reference, when one is needed, is copied before resuming
+    if rc.judge is not None:
+        learner.judge = load_judge(find_judge(rc.judge, run_dir, base_dir.parent))
+        if learner.judge.tokenizer.to_dict() != policy.tokenizer.to_dict():
+            raise ConfigError(f"rl.judge: {rc.judge} reads another tokenizer than the policy")
     ckpt_dir = run_dir / "checkpoints" / "rl"
     start = resume(learner, ckpt_dir)
     metrics_path = run_dir / "metrics.jsonl"

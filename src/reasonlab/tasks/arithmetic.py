@@ -149,6 +149,19 @@ class ArithmeticTask(Task):
             for i, op in enumerate(operators)
         ]
 
+    def reference_continuation(self, problem: Problem, prefix: str) -> str:
+        """Continue the chain from the last claimed result, at the position after the steps written."""
+        operands, operators = problem.meta["operands"], problem.meta["operators"]
+        kept = [s.equation for s in parse_solution(prefix).steps if not s.retracted]
+        if any(eq is None for eq in kept):
+            return "answer: ?\n"  # a junk line: no state to continue from
+        value, position = (kept[-1].result, len(kept)) if kept else (operands[0], 0)
+        lines = []
+        for op, right in zip(operators[position:], operands[position + 1 :]):
+            lines.append(format_equation(value, op, right, apply_op(value, op, right)))
+            value = apply_op(value, op, right)
+        return "".join(line + "\n" for line in lines) + self.answer_line(str(value)) + "\n"
+
     def wrong_step(self, problem: Problem, index: int, rng: random.Random) -> str:
         """A wrong result (off by 1..9), or a wrong left or right operand with true arithmetic."""
         operands, operators = problem.meta["operands"], problem.meta["operators"]

@@ -101,6 +101,12 @@ class Task(abc.ABC):
     def wrong_step(self, problem: Problem, index: int, rng: random.Random) -> str:
         """A plausible but invalid version of reference step `index`; verify judges it invalid."""
 
+    def reference_continuation(self, problem: Problem, prefix: str) -> str:
+        """How a perfect solver continues the partial solution `prefix`: it follows the rules from the
+        state the prefix wrote (a wrong value written there is carried on, not corrected), then writes
+        the answer line. Used to test Monte-Carlo step labels; a task may leave it unimplemented."""
+        raise ReasonlabError(f"task '{self.name}' has no reference continuation")
+
     def make_problem(
         self, prompt: str, answer: str, difficulty: int, meta: Mapping[str, Any]
     ) -> Problem:

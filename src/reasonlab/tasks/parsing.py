@@ -136,6 +136,38 @@ def parse_solution(text: str) -> Solution:
     return Solution(steps=steps, checks=checks, answer=answer)
 
 
+def solution_steps(text: str) -> list[str]:
+    """The solution cut into step texts, one per entry of the verifier's `steps_valid` (total).
+
+    Each step line starts a step; check lines join the step before them; the answer line joins the
+    last step (or is the only step of a solution that writes no step); blank lines and everything
+    after the answer line are dropped. A judge that scores step i therefore scores the line that the
+    verifier's `steps_valid[i]` and `first_error` refer to.
+    """
+    if not isinstance(text, str):
+        return []
+    steps: list[str] = []
+    pending: list[str] = []  # check lines seen before any step line
+    for raw in text.split("\n"):
+        line = raw.strip()
+        if not line:
+            continue
+        is_answer = line[:7].lower() == "answer:"
+        is_check = not is_answer and len(line) < 64 and _CHECK.fullmatch(line) is not None
+        if (is_answer or is_check) and steps:
+            steps[-1] += "\n" + line
+        elif is_answer or is_check:
+            pending.append(line)
+        else:
+            steps.append("\n".join([*pending, line]))
+            pending = []
+        if is_answer:
+            break
+    if pending:  # checks or an answer with no step line before them
+        steps.append("\n".join(pending))
+    return steps
+
+
 def first_error(steps: tuple[StepLine, ...], valid: list[bool]) -> int:
     """Index of the earliest invalid step that was not retracted, or -1."""
     for index, (step, ok) in enumerate(zip(steps, valid)):

@@ -1,0 +1,106 @@
+"""The Judge protocol and the step-labelled record every judge reads and every evaluation scores.
+
+A `StepRecord` is one solution cut into steps (TRL's stepwise-supervision layout: prompt, list of
+steps, list of labels) with what is known about it. Labels follow Math-Shepherd and ProcessBench:
+`labels[i]` is True iff the solution is still right after step i, so the labels of a solution are
+True up to its earliest wrong step and False from there on, and `first_error` is that step's index
+(-1 when every step is right). `correct` says whether the final answer is right (None if unknown).
+
+A `Judge` scores records in batches: `judge.score(records)` returns one `JudgeScores` per record, the
+per-step probabilities that the solution is still right after each step, and one aggregated score
+for the whole solution. A process judge aggregates its step scores as the PRM literature does
+(`min`: the weakest step, Lightman et al. 2023; `product`: every step right, as if independent;
+`last`: the score after the final step, Wang et al. 2024); an outcome judge returns its own
+whole-solution score. Usage:
+
+    scores = judge.score(records)              # list[JudgeScores]
+    aggregate(scores[0].steps, "min")
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, Sequence, runtime_checkable
+
+from reasonlab.types import Problem
+
+Aggregation = Literal["min", "product", "last"]
+AGGREGATIONS: tuple[str, ...] = ("min", "product", "last")
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One solution, cut into steps, with its labels where known.
+
+    `prompt` is the problem text the solution answers; `steps` the step texts in order (no trailing
+    newlines). `labels` (one per step) and `first_error` are both set or both None. `source` says
+    where the record came from (e.g. "reference", "policy", "injected:arithmetic", "processbench").
+    `problem` is the task Problem when the record came from a built-in task (the verifier needs it).
+    `soft_labels` are Monte-Carlo success rates per step where they were estimated.
+    """
+
+    prompt: str
+    steps: tuple[str, ...]
+    labels: tuple[bool, ...] | None = None
+    first_error: int | None = None
+    correct: bool | None = None
+    id: str = ""
+    source: str = ""
+    problem: Problem | None = field(default=None, compare=False)
+    soft_labels: tuple[float, ...] | None = None
+
+    @property
+    def erroneous(self) -> bool:
+        """Has a labelled wrong step (first_error >= 0)."""
+        return self.first_error is not None and self.first_error >= 0
+
+
+def labels_from_first_error(n_steps: int, first_error: int) -> tuple[bool, ...]:
+    """[True] * first_error + [False] * (n_steps - first_error); all True for first_error == -1."""
+    cut = n_steps if first_error < 0 else first_error
+    return tuple(i < cut for i in range(n_steps))
+
+
+def first_error_of(labels: Sequence[bool]) -> int:
+    """The index of the first False label, or -1."""
+    return next((i for i, ok in enumerate(labels) if not ok), -1)
+
+
+@dataclass(frozen=True)
+class JudgeScores:
+    """A judge's view of one solution: P(still right after step i) per step, and one overall score."""
+
+    steps: tuple[float, ...]
+    outcome: float
+
+
+@runtime_checkable
+class Judge(Protocol):
+    """Anything that scores solutions step by step and as a whole (scores are probabilities)."""
+
+    name: str
+
+    def score(self, records: Sequence[StepRecord]) -> list[JudgeScores]: ...
+
+
+def aggregate(step_scores: Sequence[float], how: str) -> float:
+    """One score from per-step scores: min, product or last (1.0 for a solution with no step)."""
+    if how not in AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {how!r} (known: {', '.join(AGGREGATIONS)})")
+    if not step_scores:
+        return 1.0
+    if how == "min":
+        return float(min(step_scores))
+    if how == "product":
+        return float(math.prod(step_scores))
+    return float(step_scores[-1])
+
+
+def score_solutions(judge: Judge, prompts: Sequence[str], texts: Sequence[str]) -> list[float]:
+    """The judge's overall score of each solution text, cut into steps by the line grammar of the
+    built-in tasks (tasks/parsing.py `solution_steps`); a text with no step scores 0."""
+    from reasonlab.tasks.parsing import solution_steps
+
+    records = [StepRecord(p, tuple(solution_steps(t))) for p, t in zip(prompts, texts)]
+    return [s.outcome if r.steps else 0.0 for r, s in zip(records, judge.score(records))]
