@@ -146,6 +146,28 @@ def test_the_verifier_judge_reproduces_exact_labels():
         assert s.outcome == float(r.correct)
 
 
+def test_the_likelihood_judge_scores_a_step_by_its_least_likely_token():
+    from reasonlab.judges.likelihood import LikelihoodJudge
+
+    policy = tiny_policy()
+    record = StepRecord("12+3-4=?\n", ("12+3=15", "15-4=11\nanswer: 11"))
+    scores = LikelihoodJudge(policy).score([record, StepRecord("1+1=?\n", ())])
+    tok = policy.tokenizer
+    text = ["12+3=15\n", "15-4=11\nanswer: 11\n"]
+    ids = [tok.bos_id, *tok.encode(record.prompt)]
+    expected = []
+    for piece in text:
+        probs = []
+        for t in tok.encode(piece):
+            with torch.no_grad():
+                logits = policy.logits(torch.tensor([ids]))[0, -1]
+            probs.append(logits.softmax(-1)[t].item())
+            ids.append(t)
+        expected.append(min(probs))
+    assert scores[0].steps == pytest.approx(tuple(expected), rel=1e-4)
+    assert scores[0].outcome == pytest.approx(min(expected), rel=1e-4) and scores[1].outcome == 0.0
+
+
 class Constant:
     """A judge that likes everything: a policy cannot lose by fooling it."""
 

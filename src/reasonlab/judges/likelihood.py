@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import torch
+
 from reasonlab.judges.base import JudgeScores, StepRecord, aggregate
 from reasonlab.judges.models import MIN_LOGP, encode, likelihood_features
 
@@ -39,7 +41,9 @@ class LikelihoodJudge:
         counts: list[int] = []
         if live:
             enc = encode(self.policy.tokenizer, live)
-            mins = (likelihood_features(self.policy.module, enc)[:, 0] * -MIN_LOGP).exp().tolist()  # (S,)
+            with torch.no_grad():
+                logits = self.policy.logits(enc.input_ids, enc.attention_mask)  # (B, T, V)
+            mins = (likelihood_features(logits, enc)[:, 0] * -MIN_LOGP).exp().tolist()  # (S,)
             counts = enc.counts
         out, at, k = [], 0, 0
         for r in records:

@@ -10,6 +10,8 @@ Evaluation, on test problems never trained on:
 - the same on the base's own samples (the solutions RL will be judged on);
 - best-of-N: the base's N samples per problem, the one each judge scores highest, vs majority vote
   over the same N and vs pass@1.
+Beside the trained heads, the base itself is measured as a judge with no training (the likelihood
+judge, judges/likelihood.py): how much of the judging is already in the base.
 Everything lands in `<run>/judges/`: one model folder per head and `eval.json`; a rerun reuses them.
 Usage:
 
@@ -102,7 +104,10 @@ def run_judges(cfg: RunConfig, run_dir: Path, policy: Any, on_step: StepHook | N
         judges[head] = judge
         tune_and_save(judge, task, data[1], jc, cfg.seed, folder, train_info[head])
     say("evaluating the judges")
-    results = evaluate_judges(judges, task, policy, jc, cfg.seed, cfg.eval.max_new_tokens)
+    from reasonlab.judges.likelihood import LikelihoodJudge
+
+    zero_shot = {"likelihood": LikelihoodJudge(policy, jc.aggregation)}  # the base itself, no training
+    results = evaluate_judges({**judges, **zero_shot}, task, policy, jc, cfg.seed, cfg.eval.max_new_tokens)
     results["training"] = train_info
     write_text_atomic(done, json.dumps(results, indent=2) + "\n")
     return results
