@@ -227,7 +227,8 @@ def judge_eval(
                                             "(default: $REASONLAB_DATA_DIR)."),
     policy: Optional[Path] = typer.Option(None, "--policy", "-p", help="Also best-of-N on this model's samples "
                                           "(a run folder or model folder), with --data injected."),
-    task: Optional[str] = typer.Option(None, "--task", "-t", help="Task for injected data (default: the judge's run, else arith)."),
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="Task for injected data (default: the judge's "
+                                       "training task, else arith)."),
     knob: list[str] = typer.Option([], "--knob", "-k", help="Task knob: name=value (repeatable)."),
     problems: int = typer.Option(200, "--problems", help="Test problems for injected data and best-of-N."),
     best_of: int = typer.Option(16, "--best-of", help="Samples per problem for best-of-N."),
@@ -307,8 +308,14 @@ def _load_any_judge(spec: str):
     if not folder.exists():
         raise ReasonlabError(f"--judge: {spec} is neither a judge folder nor a baseline "
                              f"(baselines: verifier, {', '.join(BASELINES)})")
+    loaded = load_judge(folder)  # a judge trained on a task remembers it (config.json "task")
+    task = json.loads((folder / "config.json").read_text()).get("task")
+    if isinstance(task, dict) and isinstance(task.get("name"), str):
+        from reasonlab.config import config_from_dict
+
+        return loaded, folder, config_from_dict({"task": task})
     run_config = folder.parent.parent / "config.yaml"
-    return load_judge(folder), folder, load_config(run_config) if run_config.is_file() else None
+    return loaded, folder, load_config(run_config) if run_config.is_file() else None
 
 
 def _judge_backbone(cfg, policy):

@@ -125,7 +125,7 @@ def plot_best_of_n(results: dict[str, Any], path: Path) -> Path:
     base = results["baselines"]
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, r in results["judges"].items():
-        ax.plot(ks, [r["best_of_n"][str(k)] for k in ks], marker="o", label=f"best-of-N by {name.upper()}")
+        ax.plot(ks, [r["best_of_n"][str(k)] for k in ks], marker="o", label=f"best-of-N by {name.upper() if len(name) <= 3 else name}")
     ax.plot(ks, [base["majority"][str(k)] for k in ks], marker="s", label="majority vote")
     ax.axhline(base["pass@1"], color="gray", linestyle="--", label="pass@1")
     ax.axhline(base[f"pass@{results['best_of']}"], color="gray", linestyle=":", label=f"pass@{results['best_of']} (oracle)")

@@ -139,7 +139,10 @@ def tune_and_save(judge: LearnedJudge, task: Task | None, val: Sequence[StepReco
     records = list(val) if task is None else eval_records(task, task.sample("train", 200, seed + 29), seed + 29)
     metrics = judge_step_metrics(records, judge.score(records), [True] * len(records))
     judge.threshold = float(metrics["threshold"])
-    judge.save(folder, extra={"training": info})
+    extra: dict[str, Any] = {"training": info}
+    if task is not None:  # `reasonlab judge eval` measures the judge on this task unless told otherwise
+        extra["task"] = {"name": task.name, "knobs": dict(task.knobs)}
+    judge.save(folder, extra=extra)
 
 
 def evaluate_judges(judges: dict[str, Judge], task: Task, policy: Any, jc: JudgeConfig, seed: int,
