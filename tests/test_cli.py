@@ -193,7 +193,7 @@ def test_rl_from_a_missing_or_incompatible_base(tiny_run, tmp_path):
     assert not (tmp_path / "b").exists()
 
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from shared_data import SHARED_DATA
 
 
 def test_judge_eval_of_a_trained_judge_with_best_of_n(tiny_run, tmp_path):

@@ -14,7 +14,9 @@ import pytest
 from reasonlab.judges.base import Judge, JudgeScores, StepRecord, labels_from_first_error
 from reasonlab.judges.baselines import BASELINES, AlwaysCorrect, SymbolicArithmetic, has_false_arithmetic
 
-PROCESSBENCH_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "processbench"
+from shared_data import SHARED_DATA
+
+PROCESSBENCH_DIR = SHARED_DATA / "processbench"
 
 FALSE_CLAIMS = [
     "37+48=86",

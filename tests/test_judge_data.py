@@ -27,7 +27,9 @@ from reasonlab.judges.errors import ERROR_KINDS, inject, injection, supported_ki
 from reasonlab.tasks import Task, get_task
 from reasonlab.types import Outcome
 
-PROCESSBENCH_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+from shared_data import SHARED_DATA
+
+PROCESSBENCH_DIR = SHARED_DATA
 
 ARITH_KNOBS = [
     dict(n_operands=n, operators=ops, digits=d)
