@@ -3,7 +3,6 @@ and the one-line errors (exit code 2, no traceback, nothing overwritten) for bad
 
 import json
 import subprocess
-from pathlib import Path
 import sys
 
 import pytest

@@ -7,22 +7,13 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 
 import pytest
 
 from reasonlab.errors import DataError
 from reasonlab.judges.base import StepRecord
-from reasonlab.judges.data import (
-    Skipped,
-    eval_records,
-    injected_record,
-    read_records,
-    record_from_text,
-    reference_record,
-    resolve_data,
-    write_records,
-)
+from reasonlab.judges.data import eval_records, injected_record, record_from_text, reference_record
+from reasonlab.judges.files import Skipped, read_records, resolve_data, write_records
 from reasonlab.judges.errors import ERROR_KINDS, inject, injection, supported_kinds
 from reasonlab.tasks import Task, get_task
 from reasonlab.types import Outcome

@@ -168,14 +168,13 @@ def judge_train(
 ) -> None:
     """Train a reward model (class-balanced, validated, early-stopped) and save it as a judge folder."""
     from reasonlab.config import load_config
-    from reasonlab.judges.data import read_records, resolve_data
+    from reasonlab.judges.files import read_records, resolve_data
     from reasonlab.judges.models import HEADS, LearnedJudge
-    from reasonlab.judges.stage import training_records, tune_and_save
+    from reasonlab.judges.stage import split_validation, training_records, tune_and_save
     from reasonlab.judges.train import train_reward_model
     from reasonlab.models import load_policy
     from reasonlab.pipeline import validate
     from reasonlab.tasks import get_task
-    from reasonlab.tasks.base import split_of_prompt
 
     if head not in HEADS:
         raise ReasonlabError(f"--head: unknown head {head!r} (known: {', '.join(HEADS)})")
@@ -197,9 +196,7 @@ def judge_train(
             console.print(read.summary())
         if not read.records:
             raise ReasonlabError(f"{path}: no usable records")
-        held = [split_of_prompt(r.prompt + "\0judge-val", jc.val_fraction) == "test" for r in read.records]
-        train = [r for r, h in zip(read.records, held) if not h]
-        val = [r for r, h in zip(read.records, held) if h]
+        train, val = split_validation(read.records, jc.val_fraction)
     else:
         console.print(f"labelling {jc.train_problems} training problems ({jc.labels} labels)")
         train, val = training_records(task, policy, jc, cfg.seed, cfg.eval.max_new_tokens)
@@ -240,7 +237,8 @@ def judge_eval(
     from reasonlab.config import JudgeConfig
     from reasonlab.evaluate.processbench import judge_step_metrics, tune_split
     from reasonlab.fileio import write_text_atomic
-    from reasonlab.judges.data import eval_records, read_records, resolve_data
+    from reasonlab.judges.data import eval_records
+    from reasonlab.judges.files import read_records, resolve_data
     from reasonlab.judges.stage import evaluate_judges
     from reasonlab.models import load_policy
     from reasonlab.tasks import get_task

@@ -1,7 +1,7 @@
 """Judges: everything that scores a solution as a whole and step by step.
 
 The Judge protocol and step-labelled records (base.py), exact / Monte-Carlo / file data (data.py,
-montecarlo.py, errors.py for injected errors), learned reward models and their training (models.py,
+montecarlo.py, errors.py for injected errors, files.py), learned reward models and their training (models.py,
 train.py), the task verifier and training-free baselines as judges (verifier.py, baselines.py), and
 the main job's judges stage (stage.py). Usage:
 
@@ -11,7 +11,8 @@ the main job's judges stage (stage.py). Usage:
 
 from reasonlab.judges.base import AGGREGATIONS, Judge, JudgeScores, StepRecord, aggregate, score_solutions
 from reasonlab.judges.baselines import BASELINES, AlwaysCorrect, SymbolicArithmetic
-from reasonlab.judges.data import eval_records, read_records, record_from_text, resolve_data, write_records
+from reasonlab.judges.data import eval_records, record_from_text
+from reasonlab.judges.files import read_records, resolve_data, write_records
 from reasonlab.judges.errors import ERROR_KINDS, inject
 from reasonlab.judges.models import LearnedJudge, RewardModel, load_judge
 from reasonlab.judges.montecarlo import montecarlo_labels, policy_continuer, reference_continuer

@@ -193,7 +193,6 @@ class LearnedJudge:
     def score(self, records: Sequence[StepRecord]) -> list[JudgeScores]:
         was_training = self.model.training
         self.model.eval()
-        out: list[JudgeScores] = []
         order = sorted(range(len(records)), key=lambda i: len(records[i].prompt) + sum(map(len, records[i].steps)))
         scored: dict[int, JudgeScores] = {}
         for start in range(0, len(order), self.batch_size):  # similar lengths together: less padding

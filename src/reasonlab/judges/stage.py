@@ -52,8 +52,14 @@ def training_records(task: Task, policy: Any, jc: JudgeConfig, seed: int, max_ne
     if jc.labels == "montecarlo":
         continuer = policy_continuer(policy, max_new_tokens=max_new_tokens)
         records = montecarlo_labels(task, records, continuer, jc.continuations, seed)
-    held = {p.prompt for p in problems if split_of_prompt(p.prompt + "\0judge-val", jc.val_fraction) == "test"}
-    return [r for r in records if r.prompt not in held], [r for r in records if r.prompt in held]
+    return split_validation(records, jc.val_fraction)
+
+
+def split_validation(records: Sequence[StepRecord], fraction: float) -> tuple[list[StepRecord], list[StepRecord]]:
+    """(train, validation): a record is held out iff a hash of its prompt falls in `fraction`, so every
+    solution of a problem lands on the same side."""
+    held = [split_of_prompt(r.prompt + "\0judge-val", fraction) == "test" for r in records]
+    return [r for r, h in zip(records, held) if not h], [r for r, h in zip(records, held) if h]
 
 
 def policy_records(task: Task, policy: Any, problems: Sequence[Problem], n: int, seed: int,
