@@ -256,10 +256,16 @@ def test_judge_eval_skips_bad_records_and_names_them(tmp_path):
 
 def test_judge_train_then_rl_with_the_learned_reward(tiny_run, tmp_path):
     judge = tmp_path / "orm"
+    data = tmp_path / "labelled.jsonl"
     proc = reasonlab("judge", "train", "--base", str(tiny_run), "--head", "orm", "--out", str(judge),
+                     "--write-data", str(data),
                      "--set", "judge.train_problems=20", "--set", "judge.max_steps=4", "--set", "judge.eval_every=2")
     assert proc.returncode == 0, proc.stderr
     assert json.loads((judge / "config.json").read_text())["head"] == "orm"
+    first = json.loads(data.read_text().splitlines()[0])
+    assert len(first["completions"]) == len(first["labels"]) > 0 and isinstance(first["labels"][0], bool)
+    proc = reasonlab("judge", "eval", "--judge", str(judge), "--data", str(data), "--out", str(tmp_path / "own.json"))
+    assert proc.returncode == 0, proc.stderr
     out = tmp_path / "rl"
     proc = reasonlab("rl", "--base", str(tiny_run), "--out", str(out), *RL_TINY, "--set", f"rl.judge={judge}",
                      "--set", "rl.rewards={judge: 1.0}")

@@ -119,6 +119,23 @@ def test_a_frozen_backbone_trains_only_the_head():
     assert hist.best_val_loss < 0.6931
 
 
+def test_soft_labels_are_the_targets_when_asked():
+    import math
+
+    from reasonlab.judges.train import pointwise_loss
+
+    policy = tiny_policy()
+    judge = LearnedJudge.from_backbone(policy.module, policy.tokenizer, "prm", features="hidden")
+    with torch.no_grad():
+        judge.model.head.bias.fill_(1.0)  # logit 1 at every step
+    rec = StepRecord("p\n", ("a", "b"), (True, False), 1, False, soft_labels=(0.75, 0.0))
+    bce = lambda t: -(t * math.log(1 / (1 + math.exp(-1))) + (1 - t) * math.log(1 - 1 / (1 + math.exp(-1))))  # noqa: E731
+    hard = pointwise_loss(judge, [rec], (1.0, 1.0)).item()
+    soft = pointwise_loss(judge, [rec], (1.0, 1.0), soft=True).item()
+    assert hard == pytest.approx((bce(1.0) + bce(0.0)) / 2, rel=1e-5)
+    assert soft == pytest.approx((bce(0.75) + bce(0.0)) / 2, rel=1e-5)
+
+
 def test_class_weights_balance_the_classes():
     recs = [StepRecord("p", ("a", "b", "c"), (True, True, False), 2, False)]
     w_pos, w_neg = class_weights(recs, "prm")

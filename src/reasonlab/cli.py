@@ -164,6 +164,8 @@ def judge_train(
                                             "(default: $REASONLAB_DATA_DIR)."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config (default: the base run's)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Judge folder (default: runs/<name>-<head>)."),
+    write_data: Optional[Path] = typer.Option(None, "--write-data", help="Also write the labelled training and "
+                                              "validation records there (JSONL, TRL's stepwise layout)."),
     set_: list[str] = SetOpt,
 ) -> None:
     """Train a reward model (class-balanced, validated, early-stopped) and save it as a judge folder."""
@@ -200,6 +202,13 @@ def judge_train(
     else:
         console.print(f"labelling {jc.train_problems} training problems ({jc.labels} labels)")
         train, val = training_records(task, policy, jc, cfg.seed, cfg.eval.max_new_tokens)
+    if write_data is not None:
+        from reasonlab.judges.files import write_records
+
+        if write_data.exists():
+            raise ReasonlabError(f"--write-data: {write_data} already exists")
+        write_records(write_data, [*train, *val])
+        console.print(f"labelled records: {write_data}")
     judge = LearnedJudge.from_backbone(_judge_backbone(cfg, policy), policy.tokenizer, head, features=jc.features,
                                            train_backbone=jc.train_backbone,
                                        aggregation=jc.aggregation)

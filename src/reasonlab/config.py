@@ -189,6 +189,9 @@ class JudgeConfig(_Strict):
     """Step labels: exact (the task's verifier) or Monte-Carlo (continuations of the base from each step)."""
     continuations: int = Field(8, gt=0)
     """Monte-Carlo labels: continuations sampled from each step prefix (Math-Shepherd's N)."""
+    soft_labels: bool = False
+    """Monte-Carlo labels: train a PRM on each step's success rate (Math-Shepherd's soft estimation)
+    instead of the hard "some continuation wins" label."""
     train_problems: int = Field(2000, gt=0)
     """Training problems; each gives its reference solution, one injected error and policy samples."""
     policy_samples: int = Field(4, ge=0)

@@ -109,12 +109,14 @@ def cache_inputs(judge: LearnedJudge, records: Sequence[StepRecord], batch: int)
 
 
 def pointwise_loss(judge: LearnedJudge, records: Sequence[StepRecord], weights: tuple[float, float],
-                   cache: dict[int, Inputs] | None = None) -> torch.Tensor:
-    """Weighted BCE at every step (prm) or at the last step (orm) of a batch of records."""
+                   cache: dict[int, Inputs] | None = None, soft: bool = False) -> torch.Tensor:
+    """Weighted BCE at every step (prm) or at the last step (orm) of a batch of records; `soft` takes a
+    PRM's targets from the records' soft labels (Monte-Carlo success rates) where they have them."""
     per_record = step_logits(judge, records, cache)
     if judge.head == "prm":
         logits = torch.cat(per_record)  # (S,)
-        target = torch.tensor([float(lab) for r in records for lab in r.labels], dtype=torch.float32)  # (S,)
+        target = torch.tensor([float(lab) for r in records
+                               for lab in (r.soft_labels if soft and r.soft_labels else r.labels)])  # (S,)
     else:
         logits = torch.stack([x[-1] for x in per_record])  # (B,)
         target = torch.tensor([float(bool(r.correct)) for r in records], dtype=torch.float32)  # (B,)
@@ -151,7 +153,9 @@ def train_reward_model(
     cache = cache_inputs(judge, [*train, *val], cfg.batch_size) if frozen else None
 
     def loss_of(batch: Sequence) -> torch.Tensor:
-        return pairwise_loss(judge, batch, cache) if head == "pairwise" else pointwise_loss(judge, batch, weights, cache)
+        if head == "pairwise":
+            return pairwise_loss(judge, batch, cache)
+        return pointwise_loss(judge, batch, weights, cache, soft=cfg.soft_labels)
 
     torch.manual_seed(seed)
     rng = random.Random(seed)
