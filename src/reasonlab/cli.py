@@ -172,7 +172,7 @@ def judge_train(
     from reasonlab.config import load_config
     from reasonlab.judges.files import read_records, resolve_data
     from reasonlab.judges.models import HEADS, LearnedJudge
-    from reasonlab.judges.stage import split_validation, training_records, tune_and_save
+    from reasonlab.judges.stage import backbone, split_validation, training_records, tune_and_save
     from reasonlab.judges.train import train_reward_model
     from reasonlab.models import load_policy
     from reasonlab.pipeline import validate
@@ -209,7 +209,7 @@ def judge_train(
             raise ReasonlabError(f"--write-data: {write_data} already exists")
         write_records(write_data, [*train, *val])
         console.print(f"labelled records: {write_data}")
-    judge = LearnedJudge.from_backbone(_judge_backbone(cfg, policy), policy.tokenizer, head, features=jc.features,
+    judge = LearnedJudge.from_backbone(backbone(cfg, policy), policy.tokenizer, head, features=jc.features,
                                            train_backbone=jc.train_backbone,
                                        aggregation=jc.aggregation)
     console.print(f"[bold]reasonlab judge train[/] {head} on {len(train)} records ({len(val)} validation) -> {out}")
@@ -323,12 +323,6 @@ def _load_any_judge(spec: str):
         return loaded, folder, config_from_dict({"task": task})
     run_config = folder.parent.parent / "config.yaml"
     return loaded, folder, load_config(run_config) if run_config.is_file() else None
-
-
-def _judge_backbone(cfg, policy):
-    from reasonlab.judges.stage import backbone
-
-    return backbone(cfg, policy)
 
 
 @app.command()
