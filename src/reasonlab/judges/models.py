@@ -273,4 +273,7 @@ def find_judge(spec: str, *run_dirs: Path) -> Path:
                 return folder
         raise CheckpointError(f"rl.judge: no trained {spec} judge in {', '.join(map(str, tried))}; "
                               "train one with `reasonlab judge train` or `reasonlab run`")
+    if not Path(spec).is_dir():
+        raise CheckpointError(f"rl.judge: {spec} is neither a judge folder nor one of {', '.join(HEADS)} "
+                              "(the judges a run trained)")
     return Path(spec)
