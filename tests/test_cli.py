@@ -53,7 +53,7 @@ def test_run_writes_the_run_folder(tiny_run):
     for name in ("config.yaml", "metrics.jsonl", "report.md", "report.html", "plots/passk.png", "plots/loss.png",
                  "plots/rl.png", "eval/base.json", "eval/rl.json", "base/model.safetensors", "base/config.json",
                  "rl/model.safetensors", "rl/config.json", "judges/prm/config.json", "judges/orm/model.safetensors",
-                 "judges/eval.json", "plots/best_of_n.png"):
+                 "judges/eval.json", "plots/best_of_n.png", "plots/calibration.png"):
         assert (tiny_run / name).is_file(), name
     report = (tiny_run / "report.md").read_text()
     assert "plots/passk.png" in report and "plots/rl.png" in report and "Base vs RL" in report

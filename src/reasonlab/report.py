@@ -4,7 +4,7 @@ Plots: the pass@k curves of the base and RL models on one plot (eval/<name>.json
 loss curve (train and held-out, from metrics.jsonl), the RL curves (reward and pass rate, KL,
 completion length, shortcut rate and entropy per step), and pass@1 by difficulty when extra levels
 were evaluated; with judges (judges/eval.json), best-of-N accuracy against N for each judge beside
-majority vote and pass@1, and with a learned RL reward, the hacking gap per RL step. The report also
+majority vote and pass@1 and reliability diagrams of their scores, and with a learned RL reward, the hacking gap per RL step. The report also
 shows base vs RL headline metrics, the judges' step and outcome metrics, summary.json as a table,
 and a few sampled solutions of each model with their verdicts.
 Usage:
@@ -51,6 +51,8 @@ def write_report(run_dir: Path) -> Path:
     if judges and judges.get("judges"):
         figures.append((f"Best-of-N with the judges (base samples, {judges['n_problems']} test problems)",
                         plot_best_of_n(judges, plots / "best_of_n.png")))
+        if all("calibration" in r for r in judges["judges"].values()):
+            figures.append(("Calibration of the judges", plot_calibration(judges, plots / "calibration.png")))
     if any("hack/gap" in r for r in metrics):
         figures.append(("Learned reward vs verifier during RL (hacking gap)", plot_hacking(metrics, plots / "hacking.png")))
     samples = {m: _samples(e) for m, e in evals.items()}
@@ -136,6 +138,26 @@ def plot_best_of_n(results: dict[str, Any], path: Path) -> Path:
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_calibration(results: dict[str, Any], path: Path) -> Path:
+    """Reliability diagrams: share right against mean score per bin, for step scores (held-out injected
+    errors) and solution scores (the base's samples); the diagonal is perfect calibration."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4), sharey=True)
+    for ax, (key, title) in zip(axes, (("steps", "step scores (held-out solutions)"),
+                                       ("outcome", "solution scores (base samples)"))):
+        ax.plot([0, 1], [0, 1], color="gray", linestyle=":")
+        for name, r in results["judges"].items():
+            bins = r["calibration"][key]
+            ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], marker="o", label=name)
+        ax.set_title(title)
+        ax.set_xlabel("mean score in bin")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("share right")
     return _save(fig, path)
 
 

@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 
 from reasonlab.config import JudgeConfig, RunConfig
 from reasonlab.evaluate.passk import majority_at_k, powers_of_two
-from reasonlab.evaluate.processbench import best_of_n, judge_step_metrics, tune_split
+from reasonlab.evaluate.processbench import best_of_n, judge_step_metrics, reliability, tune_split
 from reasonlab.fileio import write_text_atomic
 from reasonlab.judges.base import Judge, StepRecord
 from reasonlab.judges.data import eval_records, record_from_text
@@ -174,14 +174,21 @@ def evaluate_judges(judges: dict[str, Judge], task: Task, policy: Any, jc: Judge
                                     for i in range(len(problems))]) for k in ks},
     }}
     for name, judge in judges.items():
-        held_metrics = judge_step_metrics(held, judge.score(held), tune)
+        held_scores = judge.score(held)
+        held_metrics = judge_step_metrics(held, held_scores, tune)
         sample_scores = judge.score(kept)
         policy_metrics = judge_step_metrics(kept, sample_scores, sample_tune)
         overall = iter(s.outcome for s in sample_scores)
         per_sample = [next(overall) if s is not None else 0.0 for s in samples]  # no step: lowest score
         bon = {str(k): _mean([best_of_n(per_sample[i * n : (i + 1) * n], correct[i * n : (i + 1) * n], k, seed)
                               for i in range(len(problems))]) for k in ks}
-        out["judges"][name] = {"injected": held_metrics, "policy": policy_metrics, "best_of_n": bon}
+        steps = [(p, ok) for s, r in zip(held_scores, held) if r.labels for p, ok in zip(s.steps, r.labels)]
+        calibration = {  # reliability bins: step scores on held-out injected errors, outcome scores on samples
+            "steps": reliability([p for p, _ in steps], [ok for _, ok in steps]),
+            "outcome": reliability([s.outcome for s in sample_scores], [bool(r.correct) for r in kept]),
+        }
+        out["judges"][name] = {"injected": held_metrics, "policy": policy_metrics, "best_of_n": bon,
+                               "calibration": calibration}
     return out
 
 
