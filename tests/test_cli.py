@@ -92,6 +92,7 @@ def test_different_run_in_same_folder_is_refused(tiny_run):
         (["--set", "pretrain.token_budgt=5"], ["pretrain.token_budgt"]),
         (["--set", "traces.steps=-1"], ["traces.steps"]),
         (["--set", "model.n_heads=3"], ["model.n_heads"]),
+        (["--set", "rl.judge=pairwise"], ["rl.judge", "judge.heads"]),
     ],
 )
 def test_bad_config_is_one_line_and_writes_nothing(tmp_path, args, fragments):
@@ -279,3 +280,12 @@ def test_judge_train_then_rl_with_the_learned_reward(tiny_run, tmp_path):
                                     "--set", f"rl.judge={tmp_path / 'missing'}", "--set", "rl.rewards={judge: 1.0}"),
                           "missing")
     assert not (tmp_path / "x").exists()
+
+
+def test_the_main_job_can_reward_rl_with_the_prm_it_trained(tmp_path):
+    out = tmp_path / "prm_rl"
+    proc = reasonlab("run", "--out", str(out), *TINY, "--set", "rl.judge=prm", "--set", "rl.rewards={judge: 1.0}")
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if '"hack/gap"' in line]
+    assert len(rows) == 3 and all(r["reward/judge"] == r["hack/judge_mean"] for r in rows)
+    assert (out / "plots" / "hacking.png").is_file() and "hacking gap" in (out / "report.md").read_text()

@@ -74,6 +74,9 @@ def run_main_job(cfg: RunConfig, run_dir: Path, say: Progress = lambda msg: None
     from reasonlab.report import write_report
     from reasonlab.rl.trainer import train_rl
 
+    if cfg.rl.steps > 0 and cfg.rl.judge in ("prm", "orm", "pairwise") and cfg.rl.judge not in cfg.judge.heads:
+        raise ConfigError(f"rl.judge: {cfg.rl.judge} names a judge this run does not train "
+                          f"(judge.heads: {cfg.judge.heads}); add it there or give a judge folder")
     prepare_run_dir(run_dir, cfg)
     done = run_dir / "summary.json"
     if done.is_file():  # a finished run: keep what it measured, refresh only the report
