@@ -215,9 +215,7 @@ def judge_train(
     console.print(f"[bold]reasonlab judge train[/] {head} on {len(train)} records ({len(val)} validation) -> {out}")
     with _progress() as stage:
         hist = train_reward_model(judge, train, val, jc, cfg.seed, on_step=stage(*JUDGE_BAR))
-    info = {"steps": hist.steps, "best_step": hist.best_step, "best_val_loss": round(hist.best_val_loss, 4),
-            "stopped": hist.stopped, "train_records": len(train), "val_records": len(val),
-            "labels": data or jc.labels, "base": str(base_dir)}
+    info = {**hist.summary(train, val), "labels": data or jc.labels, "base": str(base_dir)}
     tune_and_save(judge, task if data is None else None, val, jc, cfg.seed, out, info)
     _print_summary(info)
     console.print(f"judge: {out}  (measure it: reasonlab judge eval --judge {out} --data injected)")

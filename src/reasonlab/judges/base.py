@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, Sequence, runtime_checkable
+from typing import Callable, Literal, Protocol, Sequence, runtime_checkable
 
 from reasonlab.types import Problem
 
@@ -95,6 +95,21 @@ def aggregate(step_scores: Sequence[float], how: str) -> float:
     if how == "product":
         return float(math.prod(step_scores))
     return float(step_scores[-1])
+
+
+def regroup(records: Sequence[StepRecord], flat: Sequence[float], overall: Callable[[tuple[float, ...]], float],
+            empty: float) -> list[JudgeScores]:
+    """JudgeScores per record from `flat`, the step scores of the records that have steps, in order
+    (record-major); a record without steps gets no step score and the overall score `empty`."""
+    out, at = [], 0
+    for r in records:
+        if not r.steps:
+            out.append(JudgeScores((), empty))
+            continue
+        steps = tuple(flat[at : at + len(r.steps)])
+        at += len(r.steps)
+        out.append(JudgeScores(steps, overall(steps)))
+    return out
 
 
 def score_solutions(judge: Judge, prompts: Sequence[str], texts: Sequence[str]) -> list[float]:

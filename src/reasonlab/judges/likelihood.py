@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 import torch
 
-from reasonlab.judges.base import JudgeScores, StepRecord, aggregate
+from reasonlab.judges.base import JudgeScores, StepRecord, aggregate, regroup
 from reasonlab.judges.models import MIN_LOGP, encode, likelihood_features
 
 
@@ -38,19 +38,9 @@ class LikelihoodJudge:
     def _score_batch(self, records: Sequence[StepRecord]) -> list[JudgeScores]:
         live = [r for r in records if r.steps]
         mins: list[float] = []
-        counts: list[int] = []
         if live:
             enc = encode(self.policy.tokenizer, live)
             with torch.no_grad():
                 logits = self.policy.logits(enc.input_ids, enc.attention_mask)  # (B, T, V)
             mins = (likelihood_features(logits, enc)[:, 0] * -MIN_LOGP).exp().tolist()  # (S,)
-            counts = enc.counts
-        out, at, k = [], 0, 0
-        for r in records:
-            if not r.steps:
-                out.append(JudgeScores((), 0.0))
-                continue
-            steps = tuple(mins[at : at + counts[k]])
-            at, k = at + counts[k], k + 1
-            out.append(JudgeScores(steps, aggregate(steps, self.aggregation)))
-        return out
+        return regroup(records, mins, lambda steps: aggregate(steps, self.aggregation), empty=0.0)

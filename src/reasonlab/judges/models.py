@@ -42,7 +42,7 @@ from torch import nn
 
 from reasonlab.errors import CheckpointError
 from reasonlab.fileio import atomic_write
-from reasonlab.judges.base import AGGREGATIONS, JudgeScores, StepRecord, aggregate
+from reasonlab.judges.base import AGGREGATIONS, JudgeScores, StepRecord, aggregate, regroup
 from reasonlab.models.checkpoint import CONFIG, WEIGHTS, _load_tensors, read_config
 from reasonlab.models.tokenizer import CharTokenizer
 from reasonlab.models.transformer import Transformer, TransformerConfig
@@ -204,24 +204,10 @@ class LearnedJudge:
         return out
 
     def _score_batch(self, records: Sequence[StepRecord]) -> list[JudgeScores]:
-        empty = [not r.steps for r in records]
         live = [r for r in records if r.steps]
-        probs: list[float] = []
-        counts: list[int] = []
-        if live:
-            enc = encode(self.tokenizer, live)
-            probs = torch.sigmoid(self.model(enc)).tolist()
-            counts = enc.counts
-        out, at, k = [], 0, 0
-        for is_empty in empty:
-            if is_empty:  # nothing to read: no evidence either way
-                out.append(JudgeScores((), 0.5))
-                continue
-            steps = tuple(probs[at : at + counts[k]])
-            at, k = at + counts[k], k + 1
-            overall = aggregate(steps, self.aggregation) if self.head == "prm" else steps[-1]
-            out.append(JudgeScores(steps, overall))
-        return out
+        probs = torch.sigmoid(self.model(encode(self.tokenizer, live))).tolist() if live else []
+        overall = (lambda steps: aggregate(steps, self.aggregation)) if self.head == "prm" else (lambda steps: steps[-1])
+        return regroup(records, probs, overall, empty=0.5)  # no step to read: no evidence either way
 
     def save(self, directory: str | Path, extra: dict[str, Any] | None = None) -> None:
         """Write the model and its settings to `directory` (atomically, file by file)."""

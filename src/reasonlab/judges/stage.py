@@ -103,9 +103,8 @@ def run_judges(cfg: RunConfig, run_dir: Path, policy: Any, on_step: StepHook | N
                                            train_backbone=jc.train_backbone,
                                            aggregation=jc.aggregation)
         hist = train_reward_model(judge, data[0], data[1], jc, cfg.seed, on_step=_offset(on_step, k, len(jc.heads)))
-        train_info[head] = {"steps": hist.steps, "best_step": hist.best_step, "best_val_loss": round(hist.best_val_loss, 4),
-                            "stopped": hist.stopped, "train_records": len(data[0]), "val_records": len(data[1]),
-                            "labels": jc.labels, "continuations": jc.continuations if jc.labels == "montecarlo" else None,
+        train_info[head] = {**hist.summary(*data), "labels": jc.labels,
+                            "continuations": jc.continuations if jc.labels == "montecarlo" else None,
                             "label_s": round(label_s, 1), "train_s": round(time.perf_counter() - t, 1)}
         judges[head] = judge
         tune_and_save(judge, task, data[1], jc, cfg.seed, folder, train_info[head])

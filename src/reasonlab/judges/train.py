@@ -50,6 +50,11 @@ class History:
     steps: int = 0
     stopped: str = "max_steps"
 
+    def summary(self, train: Sequence[StepRecord], val: Sequence[StepRecord]) -> dict[str, object]:
+        """What a judge folder records about its training (config.json "training")."""
+        return {"steps": self.steps, "best_step": self.best_step, "best_val_loss": round(self.best_val_loss, 4),
+                "stopped": self.stopped, "train_records": len(train), "val_records": len(val)}
+
 
 def usable(records: Sequence[StepRecord], head: str) -> list[StepRecord]:
     """The records a head can learn from: labelled steps (prm) or a known final answer (orm, pairwise)."""
