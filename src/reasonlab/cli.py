@@ -8,6 +8,7 @@ Usage:
     reasonlab run --config configs/insufficient.yaml --set pretrain.token_budget=500000
     reasonlab rl --base runs/default --out runs/rloo --set rl.advantage=rloo
     reasonlab eval --model runs/default -n 64
+    reasonlab eval --model models/Qwen2.5-Math-1.5B --task aime24 -n 16 --data-dir ../shared/data
     reasonlab judge train --base runs/default --head prm --set judge.labels=montecarlo
     reasonlab judge eval --judge runs/default/judges/prm --data injected --policy runs/default
     reasonlab judge eval --judge symbolic-arithmetic --data processbench:gsm8k --data-dir ../shared/data
@@ -87,7 +88,7 @@ def rl(
     from reasonlab.config import load_config
     from reasonlab.models import load_policy
     from reasonlab.pipeline import prepare_run_dir, validate
-    from reasonlab.rl.trainer import check_base, train_rl
+    from reasonlab.rl.trainer import check_base, prepare_policy, train_rl
     from reasonlab.tasks import get_task
 
     base_dir, run_cfg = _resolve_model(base, prefer="base")
@@ -98,8 +99,9 @@ def rl(
     if cfg.rl.steps < 1:
         raise ReasonlabError("rl.steps: must be at least 1 for `reasonlab rl`")
     validate(cfg)
-    policy = load_policy(base_dir)
+    policy = load_policy(base_dir, options=cfg.hf.model_dump())
     check_base(cfg, policy, get_task(cfg.task.name, **cfg.task.knobs))  # before writing anything
+    prepare_policy(cfg, policy)
     if cfg.rl.judge is not None:
         from reasonlab.judges.models import find_judge, load_judge
 
@@ -113,23 +115,37 @@ def rl(
 
 @app.command("eval")
 def eval_(
-    model: Path = typer.Option(..., "--model", "-m", help="A run folder (its rl/, else base/) or a model folder."),
-    task: Optional[str] = typer.Option(None, "--task", "-t", help="Task name (default: the run's task)."),
+    model: Path = typer.Option(..., "--model", "-m", help="A run folder (its rl/, else base/) or a model folder "
+                               "(a reasonlab model or a local Hugging Face model)."),
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="Task name: arith, countdown, chess, math, "
+                                       "aime24, aime25, amc23, math500, gsm8k, gym:<dataset> (default: the run's task)."),
     n: int = typer.Option(64, "-n", help="Samples per problem."),
-    problems: int = typer.Option(200, "--problems", help="Test problems."),
+    problems: int = typer.Option(200, "--problems", help="Test problems (a benchmark file with fewer: all of them)."),
     temperature: float = typer.Option(1.0, "--temperature"),
     top_p: float = typer.Option(1.0, "--top-p"),
-    max_new_tokens: int = typer.Option(64, "--max-new-tokens"),
+    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="Longest completion "
+                                                 "(default: the task's, e.g. 64 for arith, 2048 for math)."),
+    batch_size: int = typer.Option(256, "--batch-size", help="Sequences generated at once."),
     seed: int = typer.Option(0, "--seed"),
     knob: list[str] = typer.Option([], "--knob", "-k", help="Task knob: name=value (repeatable)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Result JSON (default: next to the model)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Where benchmark files (aime24_test.jsonl, "
+                                            "...) live (default: $REASONLAB_DATA_DIR)."),
+    dtype: str = typer.Option("auto", "--dtype", help="Hugging Face model: auto, float32, bfloat16, float16."),
+    device: str = typer.Option("auto", "--device", help="Hugging Face model: auto, cpu, cuda, cuda:1, ..."),
+    sampler: str = typer.Option("builtin", "--sampler", help="Hugging Face model: builtin, hf (generate) or vllm."),
+    chat_template: bool = typer.Option(True, "--chat-template/--no-chat-template",
+                                       help="Hugging Face model: wrap prompts in its chat template."),
+    log_samples: bool = typer.Option(False, "--log-samples", help="Keep every sample's text (default: the "
+                                     "first 4 per problem; answers and verdicts of all are always kept)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Result JSON (default: next to a run folder, "
+                                       "else runs/eval/)."),
 ) -> None:
-    """Evaluate a model on a task's test split: pass@k, maj@k, per-problem verdicts, as JSON."""
+    """Evaluate a model on a task's test split: pass@k, maj@k, per-problem answers and verdicts, as JSON."""
+    from reasonlab.config import HFConfig
     from reasonlab.evaluate.passk import headline_ks
     from reasonlab.evaluate.runner import SamplingParams, evaluate_policy
-    from reasonlab.models import load_policy
     from reasonlab.fileio import write_text_atomic
-    from reasonlab.tasks import get_task
+    from reasonlab.models import load_policy
 
     model_dir, run_cfg = _resolve_model(model)
     task_name = task or (run_cfg.task.name if run_cfg else None)
@@ -137,20 +153,42 @@ def eval_(
         raise ReasonlabError("--task is required when --model is not a run folder")
     given = _parse_knobs(knob)
     knobs = dict(run_cfg.task.knobs) if run_cfg and task_name == run_cfg.task.name else {}
-    the_task = get_task(task_name, **{**knobs, **given})
+    the_task = _make_task(task_name, {**knobs, **given}, data_dir)
     extra = "".join(f"_{k}{v}" for k, v in given.items())
-    out = out or model_dir.parent / "eval" / f"{model_dir.name}_{task_name}{extra}_n{n}_seed{seed}.json"
+    name = f"{model_dir.name}_{task_name.replace(':', '-')}{extra}_n{n}_seed{seed}.json"
+    out = out or (model_dir.parent / "eval" if run_cfg else Path("runs") / "eval") / name
     if out.exists():
         raise ReasonlabError(f"{out} already exists; choose another --out")
-    policy = load_policy(model_dir)
-    console.print(f"evaluating {model_dir} on {task_name}")
-    params = SamplingParams(n=n, seed=seed, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
-    result = evaluate_policy(policy, the_task, the_task.sample("test", problems, seed + 1), params)
+    try:
+        hf = HFConfig(dtype=dtype, device=device, sampler=sampler, chat_template=chat_template)
+    except ValueError as err:
+        raise ReasonlabError(f"--dtype/--sampler: {' '.join(str(err).split())[:200]}") from None
+    policy = load_policy(model_dir, options=hf.model_dump())
+    picked = the_task.sample("test", problems, seed + 1)
+    console.print(f"evaluating {model_dir} on {task_name}: {len(picked)} problems x {n} samples")
+    params = SamplingParams(n=n, seed=seed, temperature=temperature, top_p=top_p, batch_size=batch_size,
+                            max_new_tokens=max_new_tokens or the_task.max_new_tokens)
+    result = evaluate_policy(policy, the_task, picked, params, keep_samples=n if log_samples else 4)
+    result["model"] = str(model_dir)
     write_text_atomic(out, json.dumps(result) + "\n")
     s = result["summary"]
     shown = {f"pass@{k}" for k in headline_ks(n)}
     _print_summary({k: round(v, 4) for k, v in s.items() if not k.startswith("pass@") or k in shown})
     console.print(f"results: {out}")
+
+
+def _make_task(name: str, knobs: dict, data_dir: Optional[Path]):
+    """The task with its knobs; `--data-dir` goes to tasks that read benchmark files. Rows a file task
+    skipped (bad JSON, missing fields) are reported, and evaluation goes on with the rest."""
+    from reasonlab.tasks import get_task
+
+    if data_dir is not None:
+        knobs = {**knobs, "data_dir": str(data_dir)}
+    the_task = get_task(name, **knobs)
+    skipped = getattr(the_task, "skipped", [])
+    if skipped:
+        console.print(f"skipped {len(skipped)} bad rows: " + "; ".join(skipped[:3]) + (" ..." if len(skipped) > 3 else ""))
+    return the_task
 
 
 @judge_app.command("train")

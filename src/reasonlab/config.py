@@ -228,6 +228,26 @@ class JudgeConfig(_Strict):
     """Stop after this many validations without a lower validation loss (the best weights are kept)."""
 
 
+class HFConfig(_Strict):
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """Weights dtype of a Hugging Face model: auto = bfloat16 on a GPU that has it (else float16), float32 on CPU."""
+    device: str = "auto"
+    """Where a Hugging Face model runs: auto (cuda if available, else cpu), cpu, cuda, cuda:1, ..."""
+    chat_template: bool = True
+    """Wrap prompts in the tokenizer's chat template (a user turn and the generation prompt) when it has one."""
+    sampler: Literal["builtin", "hf", "vllm"] = "builtin"
+    """Generation backend: the builtin sampler (the model's KV cache), Hugging Face `generate`, or vLLM (GPUs,
+    evaluation only)."""
+    lora_r: int = Field(0, ge=0)
+    """LoRA rank for RL on a Hugging Face model (0 = train every weight); only the adapters train."""
+    lora_alpha: float = Field(32.0, gt=0)
+    """LoRA scaling numerator (the update is scaled by lora_alpha / lora_r)."""
+    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    """Dropout on the LoRA input."""
+    lora_targets: list[str] = Field(default_factory=list)
+    """Module names that get adapters (empty = every linear layer but the LM head)."""
+
+
 class TrackingConfig(_Strict):
     tensorboard: bool = False
     """Also write TensorBoard event files (needs the `tensorboard` package)."""
@@ -245,6 +265,7 @@ class RunConfig(_Strict):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     rl: RLConfig = Field(default_factory=RLConfig)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    hf: HFConfig = Field(default_factory=HFConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
 

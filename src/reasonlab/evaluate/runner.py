@@ -106,6 +106,8 @@ def _problem_record(
         "n_shortcut": sum(is_shortcut(v) for v in verdicts),
         "n_shortcut_correct": sum(is_shortcut(v) and v.correct for v in verdicts),
         "total_length": sum(len(r.token_ids) for r in rollouts),
+        "answers": answers,
+        "outcomes": [v.outcome.value for v in verdicts],
         "maj": {str(k): majority_at_k(answers, correct, k, seed=params.seed) for k in powers_of_two(len(verdicts))},
         "samples": [
             {"text": r.text, "outcome": v.outcome.value, "answer": v.answer, "first_error": v.first_error,

@@ -131,9 +131,10 @@ class Encoded:
 
 
 def token_layout(tokenizer: Any, record: StepRecord) -> tuple[list[int], list[int]]:
-    """The ids of `<bos> prompt steps...` and the index of the newline that ends each step."""
+    """The ids of `<prompt> steps...` (the prompt as `tokenizer.encode_prompt` conditions a completion on it)
+    and the index of the token that ends each step (its newline)."""
     prompt = record.prompt if record.prompt.endswith("\n") else record.prompt + "\n"
-    ids = [tokenizer.bos_id, *tokenizer.encode(prompt)]
+    ids = list(tokenizer.encode_prompt(prompt))
     ends = []
     for step in record.steps:
         ids += tokenizer.encode(step + "\n")
@@ -213,11 +214,13 @@ class LearnedJudge:
         """Write the model and its settings to `directory` (atomically, file by file)."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        tensors = {k: v.detach().cpu().clone().contiguous() for k, v in self.model.state_dict().items()}
         meta = {"kind": "judge", "head": self.head, "features": self.features, "aggregation": self.aggregation,
                 "threshold": self.threshold,
                 "model": self.model.backbone.cfg.model_dump(), "tokenizer": self.tokenizer.to_dict(), **(extra or {})}
         atomic_write(d / WEIGHTS, lambda p: save_file(tensors, str(p), metadata={"kind": "judge"}))
+        if hasattr(self.tokenizer, "tok"):  # a Hugging Face backbone: its tokenizer files beside the weights
+            self.tokenizer.tok.save_pretrained(d)
         atomic_write(d / CONFIG, lambda p: p.write_text(json.dumps(meta, indent=2) + "\n"))
 
 
@@ -228,9 +231,10 @@ def load_judge(directory: str | Path) -> LearnedJudge:
     if meta.get("kind") != "judge":
         raise CheckpointError(f"{cfg_path} is not a judge (kind {meta.get('kind')!r}); "
                               "write one with `reasonlab judge train`")
+    hf = meta.get("model", {}).get("hf") if isinstance(meta.get("model"), dict) else None
     try:
-        config = TransformerConfig.model_validate(meta.get("model"))
-        tokenizer = CharTokenizer.from_dict(meta.get("tokenizer"))  # type: ignore[arg-type]
+        config = TransformerConfig.model_validate(meta.get("model")) if hf is None else None
+        tokenizer = CharTokenizer.from_dict(meta.get("tokenizer")) if hf is None else None  # type: ignore[arg-type]
         head, aggregation, threshold = meta["head"], meta.get("aggregation", "min"), float(meta.get("threshold", 0.5))
         features = meta.get("features", "hidden")
         if head not in HEADS or aggregation not in AGGREGATIONS or features not in FEATURES:
@@ -238,10 +242,17 @@ def load_judge(directory: str | Path) -> LearnedJudge:
     except (ValidationError, ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"invalid judge config {cfg_path}: {' '.join(str(e).split())}") from None
     tensors = _load_tensors(d / WEIGHTS)
-    with torch.device("meta"):
-        likelihood = features == "hidden+likelihood"
-        reference = Transformer(config) if any(k.startswith("reference.") for k in tensors) else None
-        model = RewardModel(Transformer(config), likelihood, reference)
+    likelihood = features == "hidden+likelihood"
+    has_reference = any(k.startswith("reference.") for k in tensors)
+    if hf is not None:  # a Hugging Face backbone: rebuilt from its stored config, tokenizer read from the folder
+        from reasonlab.models.hf import backbone_from_config, load_tokenizer
+
+        tokenizer = load_tokenizer(d, bool(meta.get("tokenizer", {}).get("chat_template", True)))
+        model = RewardModel(backbone_from_config(hf), likelihood, backbone_from_config(hf) if has_reference else None)
+    else:
+        with torch.device("meta"):
+            reference = Transformer(config) if has_reference else None
+            model = RewardModel(Transformer(config), likelihood, reference)
     try:
         model.load_state_dict(tensors, strict=True, assign=True)
     except RuntimeError as e:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from reasonlab.config import JudgeConfig, RunConfig
+from reasonlab.errors import ConfigError
 from reasonlab.evaluate.passk import majority_at_k, powers_of_two
 from reasonlab.evaluate.processbench import best_of_n, judge_step_metrics, reliability, tune_split
 from reasonlab.fileio import write_text_atomic
@@ -128,7 +129,9 @@ def _offset(on_step: StepHook | None, k: int, heads: int) -> StepHook | None:
 def backbone(cfg: RunConfig, policy: Any) -> Any:
     """The module a new judge starts from: the base policy's (judge.init: base) or a fresh one."""
     if cfg.judge.init == "base":
-        return policy.module
+        return policy.backbone() if hasattr(policy, "backbone") else policy.module
+    if hasattr(policy, "backbone"):
+        raise ConfigError("judge.init: scratch builds a tiny transformer; a Hugging Face base starts from its weights")
     from reasonlab.models import TinyPolicy, TransformerConfig
 
     mc = cfg.model

@@ -21,7 +21,10 @@ import torch
 
 @runtime_checkable
 class Tokenizer(Protocol):
-    """Text <-> ids. `encode` adds no special tokens; `decode` skips them."""
+    """Text <-> ids. `encode` adds no special tokens; `decode` skips them; `encode_prompt` gives the ids a
+    completion is conditioned on (BOS + prompt for the character tokenizer, the chat template's user turn
+    and generation prompt for a chat model). A tokenizer may also list several `eos_ids` (chat models
+    end a turn with one token and a document with another); `eos_id` is then the first."""
 
     @property
     def vocab_size(self) -> int: ...
@@ -32,6 +35,7 @@ class Tokenizer(Protocol):
     @property
     def eos_id(self) -> int: ...
     def encode(self, text: str) -> list[int]: ...
+    def encode_prompt(self, prompt: str) -> list[int]: ...
     def decode(self, ids: Iterable[int]) -> str: ...
 
 

@@ -1,7 +1,8 @@
 """Saving and loading policies: `model.safetensors` + `config.json`, each written atomically.
 
 config.json holds {"kind": "tiny", "model": <TransformerConfig>, "tokenizer": <tokenizer dict>};
-the kind picks the loader (`register_loader` adds one, e.g. for a Hugging Face policy). Each file
+the kind picks the loader (`register_loader` adds one). A Hugging Face folder (a config.json with a
+`model_type` and no `kind`) is loaded by models/hf.py. Each file
 is written to a temporary name in the same folder and moved into place with `os.replace`, so a
 crash never leaves a half-written file (weights are replaced before the config; a crash between
 the two leaves new weights with the old config, which then fail to load loudly if shapes differ).
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 from pydantic import ValidationError
@@ -30,12 +31,12 @@ from reasonlab.models.transformer import TinyPolicy, Transformer, TransformerCon
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 
-Loader = Callable[[Path, dict[str, Any]], Policy]
+Loader = Callable[[Path, dict[str, Any], Mapping[str, Any]], Policy]
 _LOADERS: dict[str, Loader] = {}
 
 
 def register_loader(kind: str, loader: Loader) -> None:
-    """Teach `load_policy` a new checkpoint kind: `loader(folder, config_dict) -> Policy`."""
+    """Teach `load_policy` a new checkpoint kind: `loader(folder, config_dict, options) -> Policy`."""
     _LOADERS[kind] = loader
 
 
@@ -56,11 +57,20 @@ def save_policy(policy: TinyPolicy, directory: str | Path) -> None:
     atomic_write(d / CONFIG, lambda p: p.write_text(json.dumps(meta, indent=2) + "\n"))
 
 
+def hub_hint(name: str) -> str:
+    """For a missing folder named like a hub id (`org/model`): how to get a local copy."""
+    parts = name.split("/")
+    if len(parts) == 2 and all(parts) and not name.startswith((".", "~")):
+        return (f" (reasonlab loads local folders only; download it first, e.g. "
+                f"`huggingface-cli download {name} --local-dir models/{parts[1]}`)")
+    return ""
+
+
 def read_config(directory: str | Path) -> tuple[Path, dict[str, Any]]:
     """The checkpoint folder and its parsed config.json, or a CheckpointError naming what is wrong."""
     d = Path(directory)
     if not d.is_dir():
-        raise CheckpointError(f"checkpoint folder not found: {d}")
+        raise CheckpointError(f"checkpoint folder not found: {d}{hub_hint(str(directory))}")
     path = d / CONFIG
     if not path.is_file():
         raise CheckpointError(f"checkpoint config missing: {path}")
@@ -73,16 +83,21 @@ def read_config(directory: str | Path) -> tuple[Path, dict[str, Any]]:
     return d, meta
 
 
-def load_policy(directory: str | Path, device: str | torch.device = "cpu") -> Policy:
-    """Load the policy saved in `directory`; raises CheckpointError if it is missing or corrupt."""
+def load_policy(directory: str | Path, device: str | torch.device | None = None,
+                options: Mapping[str, Any] | None = None) -> Policy:
+    """Load the policy saved in `directory` (moved to `device` when given); `options` are the `hf`
+    config fields for a Hugging Face folder. CheckpointError if it is missing or corrupt."""
     d, meta = read_config(directory)
     kind = meta.get("kind")
+    if kind is None and "model_type" in meta:
+        kind = "hf"
     loader = _LOADERS.get(kind) if isinstance(kind, str) else None
     if loader is None:
         known = ", ".join(sorted(_LOADERS))
         raise CheckpointError(f"unknown checkpoint kind {kind!r} in {d / CONFIG} (known: {known})")
-    policy = loader(d, meta)
-    policy.module.to(device)
+    policy = loader(d, meta, dict(options or {}))
+    if device is not None:
+        policy.module.to(device)
     return policy
 
 
@@ -95,7 +110,7 @@ def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"corrupt checkpoint weights {path}: {_one_line(e)}") from None
 
 
-def _load_tiny(d: Path, meta: dict[str, Any]) -> TinyPolicy:
+def _load_tiny(d: Path, meta: dict[str, Any], options: Mapping[str, Any]) -> TinyPolicy:
     cfg_path = d / CONFIG
     try:
         config = TransformerConfig.model_validate(meta.get("model"))
@@ -114,4 +129,11 @@ def _load_tiny(d: Path, meta: dict[str, Any]) -> TinyPolicy:
     return TinyPolicy(module.float(), tokenizer)
 
 
+def _load_hf(d: Path, meta: dict[str, Any], options: Mapping[str, Any]) -> Policy:
+    from reasonlab.models.hf import load_hf  # transformers is imported only for Hugging Face folders
+
+    return load_hf(d, meta, options)
+
+
 register_loader(TinyPolicy.kind, _load_tiny)
+register_loader("hf", _load_hf)

@@ -52,6 +52,10 @@ class CharTokenizer:
         unk = self.unk_id
         return [self._stoi.get(c, unk) for c in text]
 
+    def encode_prompt(self, prompt: str) -> list[int]:
+        """The ids a completion is conditioned on: BOS then the prompt."""
+        return [self.bos_id, *self.encode(prompt)]
+
     def decode(self, ids: Iterable[int]) -> str:
         """Text of `ids` (a list, tuple or 1-D tensor), skipping special tokens."""
         if hasattr(ids, "tolist"):

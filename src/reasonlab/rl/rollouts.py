@@ -18,7 +18,7 @@ keeps each group's prompt once, for the forward that computes a shared prompt on
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Sequence
 
 import numpy as np
@@ -79,6 +79,10 @@ class Batch:
     @property
     def prompt_width(self) -> int:
         return self.prompt_ids.shape[1]
+
+    def to(self, device: torch.device) -> "Batch":
+        """The same batch with every tensor on `device` (the policy's)."""
+        return Batch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
     def completion_slice(self, x: torch.Tensor) -> torch.Tensor:
         """The positions that predict each completion token: (B, W + L, ...) -> (B, L, ...)."""

@@ -38,7 +38,7 @@ from reasonlab.errors import ConfigError
 from reasonlab.evaluate.runner import is_shortcut
 from reasonlab.judges.base import Judge
 from reasonlab.judges.models import find_judge, load_judge
-from reasonlab.models import Policy, load_policy
+from reasonlab.models import Policy, load_policy, module_device
 from reasonlab.models.grouped import grouped_completion_logits
 from reasonlab.models.transformer import Transformer
 from reasonlab.pretrain import make_optimizer
@@ -113,6 +113,7 @@ def rl_step(cfg: RunConfig, learner: Learner, task: Task, step: int) -> dict[str
         return {**metrics, **_timing(collected, 0.0, t0, metrics["rl/completion_tokens"])}
     t = time.perf_counter()
     batch = make_batch(collected.groups, learner.policy.tokenizer.pad_id, mask_truncated=rc.overlong == "mask")
+    batch = batch.to(module_device(learner.policy))
     # 3. what stays fixed during the updates: old / reference logprobs, values, advantages
     on_policy = rc.num_iterations == 1 and rc.minibatches == 1
     kl_reward = rc.beta > 0 and rc.kl_in == "reward"
@@ -333,6 +334,20 @@ def check_base(cfg: RunConfig, policy: Policy, task: Task) -> None:
                           f"the base model's max_seq_len {max_len}")
 
 
+def prepare_policy(cfg: RunConfig, policy: Policy) -> None:
+    """Apply the `hf` training switches: LoRA adapters (Hugging Face models only); refuse the vllm
+    sampler, whose engine serves the saved weights and would not see the updates."""
+    hc = cfg.hf
+    if getattr(policy, "sampler", "builtin") == "vllm":
+        raise ConfigError("hf.sampler: vllm serves the saved weights and does not see RL updates; "
+                          "use builtin or hf for RL (vllm for evaluation)")
+    if hc.lora_r > 0:
+        if not hasattr(policy, "enable_lora"):
+            raise ConfigError("hf.lora_r: LoRA is available for Hugging Face models; the tiny model trains in full")
+        if not getattr(policy, "lora", False):
+            policy.enable_lora(hc.lora_r, hc.lora_alpha, hc.lora_dropout, hc.lora_targets)
+
+
 def train_rl(cfg: RunConfig, run_dir: Path, base_dir: Path,
              on_step: Callable[[int, int, dict[str, Any]], None] | None = None,
              policy: Policy | None = None) -> Policy:
@@ -340,8 +355,9 @@ def train_rl(cfg: RunConfig, run_dir: Path, base_dir: Path,
     in `run_dir` (resumes from checkpoints/rl); saves run_dir/rl."""
     rc = cfg.rl
     task = get_task(cfg.task.name, **cfg.task.knobs)
-    policy = policy if policy is not None else load_policy(base_dir)
+    policy = policy if policy is not None else load_policy(base_dir, options=cfg.hf.model_dump())
     check_base(cfg, policy, task)
+    prepare_policy(cfg, policy)
     learner = make_learner(cfg, policy)  # a reference, when one is needed, is copied before resuming
     if rc.judge is not None:
         learner.judge = load_judge(find_judge(rc.judge, run_dir, base_dir.parent))

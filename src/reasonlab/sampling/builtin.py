@@ -17,6 +17,7 @@ sampled from (greedy: log-softmax of the raw logits). Usage:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -32,7 +33,7 @@ class _Params:
     temperature: float
     top_p: float
     stop: tuple[str, ...]
-    eos_id: int
+    eos_ids: tuple[int, ...]
     pad_id: int
 
 
@@ -48,11 +49,11 @@ def generate(
     stop: Sequence[str] = (),
     batch_size: int = 256,
 ) -> list[Rollout]:
-    """Sample `n` completions of every problem's prompt (BOS + prompt); problem-major order."""
-    _check_args(n, max_new_tokens, temperature, top_p, stop, batch_size)
+    """Sample `n` completions of every problem's prompt (`tokenizer.encode_prompt`); problem-major order."""
+    check_args(n, max_new_tokens, temperature, top_p, stop, batch_size)
     tok = policy.tokenizer
-    params = _Params(max_new_tokens, float(temperature), float(top_p), tuple(stop), tok.eos_id, tok.pad_id)
-    prompts = [tuple([tok.bos_id, *tok.encode(p.prompt)]) for p in problems]
+    params = _Params(max_new_tokens, float(temperature), float(top_p), tuple(stop), eos_ids(tok), tok.pad_id)
+    prompts = [tuple(tok.encode_prompt(p.prompt)) for p in problems]
     rows = [i for i in range(len(problems)) for _ in range(n)]  # problem index of each sequence
     device = module_device(policy)
     triggers = _stop_triggers(policy, params.stop, device)
@@ -77,7 +78,12 @@ def generate(
     return out
 
 
-def _check_args(n: int, max_new_tokens: int, temperature: float, top_p: float, stop: Sequence[str],
+def eos_ids(tokenizer: object) -> tuple[int, ...]:
+    """Every id that ends a completion: the tokenizer's `eos_ids` when it lists several, else `eos_id`."""
+    return tuple(getattr(tokenizer, "eos_ids", None) or (tokenizer.eos_id,))
+
+
+def check_args(n: int, max_new_tokens: int, temperature: float, top_p: float, stop: Sequence[str],
                 batch_size: int) -> None:
     if n < 1 or max_new_tokens < 1 or batch_size < 1:
         raise ValueError("n, max_new_tokens and batch_size must be at least 1")
@@ -91,9 +97,13 @@ def _stop_triggers(policy: Policy, stop: tuple[str, ...], device: torch.device) 
     """Ids whose text contains the last character of some stop string: only they can complete one."""
     if not stop:
         return None
-    tok, ends = policy.tokenizer, {s[-1] for s in stop}
-    ids = [i for i in range(tok.vocab_size) if any(c in tok.decode([i]) for c in ends)]
-    return torch.tensor(ids, dtype=torch.long, device=device)
+    return torch.tensor(_trigger_ids(policy.tokenizer, frozenset(s[-1] for s in stop)), dtype=torch.long, device=device)
+
+
+@functools.lru_cache(maxsize=16)
+def _trigger_ids(tok: object, ends: frozenset[str]) -> tuple[int, ...]:
+    """Cached per tokenizer: a real model's vocabulary takes a second or two to decode token by token."""
+    return tuple(i for i in range(tok.vocab_size) if any(c in tok.decode([i]) for c in ends))
 
 
 def _left_pad(prompts: list[tuple[int, ...]], pad_id: int, extra: int, device: torch.device
@@ -156,13 +166,14 @@ def _generate_batch(policy: Policy, prompts: list[tuple[int, ...]], uniforms: to
     tokens = torch.empty(b, steps_max, dtype=torch.long, device=device)  # (B, L)
     logps = torch.empty(b, steps_max, dtype=torch.float32, device=device)  # (B, L)
     finished = torch.zeros(b, dtype=torch.bool, device=device)  # (B,)
+    eos = torch.tensor(params.eos_ids, device=device)
     stop_at: dict[int, tuple[int, str]] = {}
     steps = steps_max
     for t in range(steps_max):
         tok, logp = sample_step(logits, uniforms[:, t], params.temperature, params.top_p)
         tokens[:, t] = tok
         logps[:, t] = logp
-        finished |= tok == params.eos_id
+        finished |= torch.isin(tok, eos)
         if triggers is not None:
             rows = (torch.isin(tok, triggers) & ~finished).nonzero().flatten().tolist()
             if rows:
@@ -171,14 +182,14 @@ def _generate_batch(policy: Policy, prompts: list[tuple[int, ...]], uniforms: to
             steps = t + 1
             break
         logits = policy.decode_step(tok[:, None], mask[:, : width + t + 1], cache)[:, -1]  # (B, V)
-    return [_finish_row(policy, tok_row, lp_row, stop_at.get(r), params.eos_id)
+    return [finish_row(policy, tok_row, lp_row, stop_at.get(r), params.eos_ids)
             for r, (tok_row, lp_row) in enumerate(zip(tokens[:, :steps].tolist(), logps[:, :steps].tolist()))]
 
 
-def _finish_row(policy: Policy, token_ids: list[int], logprobs: list[float], stopped: tuple[int, str] | None,
-                eos_id: int) -> tuple:
+def finish_row(policy: Policy, token_ids: list[int], logprobs: list[float], stopped: tuple[int, str] | None,
+               eos: tuple[int, ...]) -> tuple:
     """Cut one row at its EOS or stop string: (token_ids, text, logprobs, mask, finish_reason)."""
-    eos_at = token_ids.index(eos_id) + 1 if eos_id in token_ids else None
+    eos_at = next((i + 1 for i, t in enumerate(token_ids) if t in eos), None)
     if stopped is not None and (eos_at is None or stopped[0] < eos_at):
         end, text, reason = stopped[0], stopped[1], "stop"
     elif eos_at is not None:

@@ -78,6 +78,8 @@ class Task(abc.ABC):
     """The knob whose value is Problem.difficulty (None if the task has no single one)."""
     # False where the answer line alone can never be CORRECT (countdown: the target is given)
     supports_answer_only: ClassVar[bool] = True
+    max_new_tokens: ClassVar[int] = 64
+    """The completion length this task's solutions need, used where no length is given (`reasonlab eval`)."""
     knobs: dict[str, Any]
     test_fraction: float
 
@@ -168,6 +170,7 @@ class Task(abc.ABC):
 # Registry
 
 _REGISTRY: dict[str, type[Task]] = {}
+_FAMILIES: dict[str, Callable[..., Task]] = {}
 T = TypeVar("T", bound=type[Task])
 
 
@@ -185,9 +188,15 @@ def register_task(name: str) -> Callable[[T], T]:
     return decorate
 
 
+def register_family(prefix: str, factory: Callable[..., Task]) -> None:
+    """Register a family of tasks named `<prefix>:<member>` (e.g. `gym:countdown`):
+    `factory(member, **knobs) -> Task` builds one and validates its knobs (ConfigError otherwise)."""
+    _FAMILIES[prefix] = factory
+
+
 def list_tasks() -> list[str]:
-    """Names of the registered tasks, sorted."""
-    return sorted(_REGISTRY)
+    """Names of the registered tasks, sorted; a family shows as `<prefix>:<name>`."""
+    return sorted([*_REGISTRY, *(f"{prefix}:<name>" for prefix in _FAMILIES)])
 
 
 def knob_names(cls: type[Task]) -> list[str]:
@@ -199,6 +208,9 @@ def knob_names(cls: type[Task]) -> list[str]:
 
 def get_task(name: str, **knobs: Any) -> Task:
     """Instantiate the task `name` with `knobs`; ConfigError for an unknown task or knob."""
+    prefix, sep, member = name.partition(":") if isinstance(name, str) else ("", "", "")
+    if sep and prefix in _FAMILIES:
+        return _FAMILIES[prefix](member, **knobs)
     cls = _REGISTRY.get(name) if isinstance(name, str) else None
     if cls is None:
         raise ConfigError(f"unknown task {short_repr(name)} (known: {', '.join(list_tasks())})")
