@@ -13,14 +13,8 @@ import pytest
 
 from reasonlab.errors import ConfigError, DataError, ReasonlabError
 from reasonlab.tasks.base import get_task
-from reasonlab.tasks.chess import (
-    ChessTask,
-    checking_moves,
-    forces_mate,
-    random_board,
-    read_move,
-    solve,
-)
+from reasonlab.tasks.chess import ChessTask, read_move
+from reasonlab.tasks.chess_search import checking_moves, forces_mate, random_board, solve
 from reasonlab.tasks.parsing import solution_steps
 from reasonlab.traces import Mixture, corpus, render
 from reasonlab.types import Outcome, Problem
