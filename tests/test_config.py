@@ -68,3 +68,12 @@ def test_every_field_is_documented():
 
     walk(RunConfig)
     assert DEFAULT_CONFIG.is_file()
+
+
+def test_the_hugging_face_example_config_validates():
+    from reasonlab.config import DEFAULT_CONFIG
+
+    cfg = load_config(DEFAULT_CONFIG.parent / "hf_grpo_math.yaml")
+    assert cfg.task.name == "math" and cfg.hf.lora_r == 16 and cfg.hf.sampler == "builtin"
+    with pytest.raises(ConfigError, match="hf.sampler"):
+        load_config(DEFAULT_CONFIG.parent / "hf_grpo_math.yaml", ["hf.sampler=tgi"])

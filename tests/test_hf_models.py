@@ -205,3 +205,41 @@ def test_incomplete_model_folders_and_hub_ids_are_one_line_errors(folders, tmp_p
     one_line_error(reasonlab("eval", "--model", "Qwen/Qwen2.5-0.5B", "--task", "arith", cwd=tmp_path),
                    "Qwen/Qwen2.5-0.5B", "local folders only")
     assert not (tmp_path / "runs").exists()
+
+
+def _shared_data():
+    from shared_data import SHARED_DATA
+
+    if not (SHARED_DATA / "aime24_test.jsonl").is_file():
+        pytest.skip(f"benchmark files not found in {SHARED_DATA} (set REASONLAB_DATA_DIR)")
+    return SHARED_DATA
+
+
+@pytest.mark.parametrize(("arch", "task"), [("qwen2", "aime24"), ("llama", "gsm8k")])
+def test_eval_of_a_local_model_on_a_benchmark_keeps_every_answer_and_verdict(folders, tmp_path, arch, task):
+    data = _shared_data()
+    out = tmp_path / "eval.json"
+    proc = reasonlab("eval", "--model", str(folders[arch]), "--task", task, "-n", "3", "--problems", "4",
+                     "--max-new-tokens", "12", "--data-dir", str(data), "--out", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    result = json.loads(out.read_text())
+    assert result["task"] == task and result["n_problems"] == 4 and result["n_samples"] == 3
+    assert set(result["summary"]) >= {"pass@1", "pass@3", "maj@2", "malformed_rate"}
+    for p in result["problems"]:
+        assert len(p["answers"]) == len(p["outcomes"]) == 3 and p["answer"]
+        assert set(p["outcomes"]) <= {"correct", "wrong", "malformed"}
+        for sample, outcome in zip(p["samples"], p["outcomes"]):
+            assert sample["outcome"] == outcome
+
+
+def test_grpo_on_a_math_benchmark_with_lora(folders, tmp_path):
+    from reasonlab.rl.trainer import train_rl
+
+    data = _shared_data()
+    cfg = load_config(None, ["task.name=gsm8k", f"task.knobs={{data_dir: '{data}', test_fraction: 0.5}}",
+                             "rl.steps=2", "rl.prompts_per_step=2", "rl.group_size=4", "rl.max_new_tokens=16",
+                             "rl.overlong=penalty", "rl.overlong_buffer=12", "hf.lora_r=4"])
+    policy = train_rl(cfg, tmp_path / "run", folders["llama"])
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2] and all(r["rl/pass_rate"] == 0.0 for r in rows)
+    assert policy.lora and (tmp_path / "run" / "rl" / "model.safetensors").is_file()

@@ -14,7 +14,7 @@ from reasonlab.errors import DataError
 from reasonlab.judges.base import StepRecord
 from reasonlab.judges.data import eval_records, injected_record, record_from_text, reference_record
 from reasonlab.judges.files import Skipped, read_records, resolve_data, write_records
-from reasonlab.judges.errors import ERROR_KINDS, inject, injection, supported_kinds
+from reasonlab.judges.errors import EQUATION_KINDS, ERROR_KINDS, inject, injection, supported_kinds
 from reasonlab.tasks import Task, get_task
 from reasonlab.types import Outcome
 
@@ -50,19 +50,20 @@ def check_injections(task: Task, kind: str) -> int:
         assert verdict.steps_valid[: found.index] == (True,) * found.index
         if kind == "right_answer":
             assert verdict.outcome is Outcome.CORRECT and found.index < len(found.steps)
-        else:
+        elif kind != "wrong_step":  # the task's wrong step keeps the reference answer: the task decides
             assert verdict.outcome is Outcome.WRONG
         if kind in ("arithmetic", "operand"):  # one wrong step, the rest carried forward validly
             assert verdict.steps_valid.count(False) == 1
         record = injected_record(task, problem, kind, random.Random(0))
         assert record is not None and record.first_error >= 0
         assert record.source == f"injected:{kind}"
-        assert record.correct is (kind == "right_answer")
+        if kind != "wrong_step":
+            assert record.correct is (kind == "right_answer")
     return applied
 
 
 @pytest.mark.parametrize("knobs", ARITH_KNOBS, ids=lambda k: "-".join(map(str, k.values())))
-@pytest.mark.parametrize("kind", ERROR_KINDS)
+@pytest.mark.parametrize("kind", EQUATION_KINDS)
 def test_arith_injection_is_located_by_the_verifier(knobs, kind):
     task = get_task("arith", **knobs)
     assert check_injections(task, kind) >= 20
@@ -171,10 +172,18 @@ def test_eval_records_are_balanced_and_deterministic():
     assert len(records) == 2 * len(probs)
     sources = [r.source for r in records]
     assert sources.count("reference") == len(probs)
-    counts = [sources.count(f"injected:{k}") for k in ERROR_KINDS]
+    counts = [sources.count(f"injected:{k}") for k in EQUATION_KINDS]
     assert sum(counts) == len(probs) and max(counts) - min(counts) <= 1
     assert all(r.id == f"{r.problem.id}:{r.source}" for r in records)
     assert sum(r.erroneous for r in records) == len(probs)
+
+
+def test_chess_injects_the_task_s_own_wrong_step_where_the_verifier_finds_it():
+    task = get_task("chess", mate_in=2)
+    assert supported_kinds(task) == ("wrong_step",)
+    assert check_injections(task, "wrong_step") >= 20
+    records = eval_records(task, problems(task, 10), seed=0)
+    assert {r.source for r in records} == {"reference", "injected:wrong_step"}
 
 
 def test_eval_records_on_countdown_use_the_kinds_it_supports():

@@ -14,6 +14,10 @@ lines `a op b=c`) so that it goes wrong at one step, drawn with the caller's `ra
     right_answer  step i's result is wrong but later steps go on from the true value, so the answer
                   is right: a right answer reached through a wrong step (never the last step)
 
+    wrong_step    step i is replaced by the task's own invalid version of it (`task.wrong_step`); the
+                  other lines and the answer stay the reference's. The kind for tasks whose steps are
+                  not equations (chess: an illegal move)
+
 Which step used which result is read off the reference text alone: each operand is the result of
 the most recent earlier step with that value not yet used, else an input number. Injected values
 keep the sign range of the reference (non-negative wherever the reference has no negative number),
@@ -46,9 +50,10 @@ from reasonlab.tasks.base import Task
 from reasonlab.tasks.parsing import Equation, evaluate, format_equation, parse_equation
 from reasonlab.types import Problem
 
-ERROR_KINDS: tuple[str, ...] = ("arithmetic", "operand", "skipped", "right_answer")
-# tasks whose verifier cannot express every kind (see the module docstring)
-TASK_KINDS: dict[str, tuple[str, ...]] = {"countdown": ("arithmetic", "operand")}
+ERROR_KINDS: tuple[str, ...] = ("arithmetic", "operand", "skipped", "right_answer", "wrong_step")
+# the kinds each task's verifier can express (see the module docstring)
+TASK_KINDS: dict[str, tuple[str, ...]] = {"countdown": ("arithmetic", "operand"), "chess": ("wrong_step",)}
+EQUATION_KINDS: tuple[str, ...] = ERROR_KINDS[:4]
 DELTAS: tuple[int, ...] = tuple(d * s for d in range(1, 10) for s in (1, -1))
 
 Sources = list[tuple[int | None, int | None]]  # per step: the step whose result is its left / right
@@ -67,7 +72,7 @@ class Injection:
 
 def supported_kinds(task: Task) -> tuple[str, ...]:
     """The error kinds that `task`'s verifier can express."""
-    return TASK_KINDS.get(task.name, ERROR_KINDS)
+    return TASK_KINDS.get(task.name, EQUATION_KINDS)
 
 
 def inject(task: Task, problem: Problem, kind: str, rng: random.Random) -> str | None:
@@ -86,6 +91,8 @@ def injection(task: Task, problem: Problem, kind: str, rng: random.Random) -> In
         raise ConfigError(f"unknown error kind {kind!r} (known: {', '.join(ERROR_KINDS)})")
     if kind not in supported_kinds(task):
         return None
+    if kind == "wrong_step":
+        return replaced_step(task, problem, rng)
     eqs = reference_equations(task, problem)
     if not eqs:
         return None
@@ -103,6 +110,17 @@ def injection(task: Task, problem: Problem, kind: str, rng: random.Random) -> In
             text = "".join(f"{line}\n" for line in (*lines, task.answer_line(str(final))))
             return Injection(kind=kind, index=i, steps=lines, answer=str(final), text=text)
     return None
+
+
+def replaced_step(task: Task, problem: Problem, rng: random.Random) -> Injection | None:
+    """The reference solution with step i (drawn from `rng`) replaced by `task.wrong_step`."""
+    steps = list(task.reference_steps(problem))
+    if not steps:
+        return None
+    i = rng.randrange(len(steps))
+    steps[i] = task.wrong_step(problem, i, rng)
+    text = "".join(f"{line}\n" for line in (*steps, task.answer_line(problem.answer)))
+    return Injection(kind="wrong_step", index=i, steps=tuple(steps), answer=problem.answer, text=text)
 
 
 def reference_equations(task: Task, problem: Problem) -> list[Equation] | None:

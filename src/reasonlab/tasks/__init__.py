@@ -13,6 +13,7 @@ from reasonlab.tasks.base import Task, get_task, list_tasks, register_task
 from reasonlab.tasks.arithmetic import ArithmeticTask
 from reasonlab.tasks.countdown import CountdownTask
 from reasonlab.tasks.chess import ChessTask
+from reasonlab.tasks.math import MathTask
 from reasonlab.tasks import gym as _gym  # noqa: F401  (registers the gym:<dataset> family)
 
-__all__ = ["ArithmeticTask", "ChessTask", "CountdownTask", "Task", "get_task", "list_tasks", "register_task"]
+__all__ = ["ArithmeticTask", "ChessTask", "CountdownTask", "MathTask", "Task", "get_task", "list_tasks", "register_task"]
