@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from reasonlab.errors import DataError
-from reasonlab.fileio import atomic_write
+from reasonlab.fileio import atomic_write, read_data_text
 from reasonlab.judges.base import StepRecord, first_error_of, labels_from_first_error
 from reasonlab.types import Problem
 
@@ -120,7 +120,7 @@ def read_records(path: Path, strict: bool = False) -> ReadResult:
     one that is neither JSONL nor a JSON array, is a DataError naming the file.
     """
     path = Path(path)
-    text = read_text(path)
+    text = read_data_text(path)
     records: list[StepRecord] = []
     skipped: list[Skipped] = []
     for line, item in elements(path, text):
@@ -134,20 +134,6 @@ def read_records(path: Path, strict: bool = False) -> ReadResult:
                 raise DataError(f"{path}:{line}: {skip.message}") from None
             skipped.append(skip)
     return ReadResult(records, skipped)
-
-
-def read_text(path: Path) -> str:
-    """The file's text; DataError naming the file when it cannot be read as UTF-8."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such data file") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read the data file ({e.strerror or e})") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text (bad byte at offset {e.start})") from None
 
 
 def elements(path: Path, text: str) -> Iterator[tuple[int, Any]]:

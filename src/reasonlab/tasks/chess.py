@@ -60,7 +60,7 @@ import chess
 from reasonlab.errors import ConfigError, DataError, ReasonlabError
 from reasonlab.tasks.base import Task, int_knob, register_task, short_repr
 from reasonlab.tasks.chess_search import forces_mate, random_board, solve
-from reasonlab.tasks.parsing import Solution, StepLine, make_verdict
+from reasonlab.tasks.parsing import Solution, StepLine, make_verdict, split_lines
 from reasonlab.types import Outcome, Problem, Verdict
 
 NOTATIONS: tuple[str, ...] = ("san", "uci")
@@ -71,7 +71,6 @@ _UCI = re.compile(r"[a-h][1-8][a-h][1-8][nbrq]?", re.ASCII)
 _SAN = re.compile(
     r"(?:[NBRQK]?[a-h]?[1-8]?[-x]?[a-h][1-8](?:=?[NBRQnbrq])?|O-O(?:-O)?|0-0(?:-0)?)[+#]?", re.ASCII
 )
-_CHECK = re.compile(r"check:\s*(ok|wrong)", re.ASCII | re.IGNORECASE)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -92,37 +91,6 @@ def read_move(board: chess.Board, token: str) -> tuple[bool, chess.Move | None]:
     except ValueError:  # illegal or ambiguous in this position
         return True, None
     return True, (move if move and board.is_legal(move) else None)
-
-
-def split_solution(text: str) -> tuple[list[str], list[bool], int, str | None]:
-    """Step lines, their retracted flags, the number of check lines and the raw answer text (total).
-
-    The same line grammar as tasks/parsing.py, so tasks.parsing.solution_steps cuts a chess
-    solution into the steps that `steps_valid` refers to.
-    """
-    lines: list[str] = []
-    retracted: list[bool] = []
-    checks, answer, after_step = 0, None, False
-    if not isinstance(text, str):
-        return lines, retracted, checks, answer
-    for raw in text.split("\n"):
-        line = raw.strip()
-        if not line:
-            continue
-        if line[:7].lower() == "answer:":
-            answer = line[7:].strip()
-            break
-        check = _CHECK.fullmatch(line) if len(line) < 64 else None
-        if check is not None:
-            checks += 1
-            if after_step and check.group(1).lower() == "wrong":
-                retracted[-1] = True
-            after_step = False
-            continue
-        lines.append(line)
-        retracted.append(False)
-        after_step = True
-    return lines, retracted, checks, answer
 
 
 def write_move(board: chess.Board, move: chess.Move, notation: str) -> str:
@@ -239,7 +207,8 @@ class ChessTask(Task):
         return self.make_problem(prompt, pv[self.notation][0], self.mate_in, meta)
 
     def verify(self, problem: Problem, text: str) -> Verdict:
-        lines, retracted, checks, answer_text = split_solution(text)
+        lines, retracted, checks, answer_text = split_lines(text)
+        answer_text = None if answer_text is None else answer_text.strip()
         start = chess.Board(problem.meta["fen"])
         board = start.copy(stack=False)
         valid = []

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from reasonlab.errors import ConfigError, DataError
+from reasonlab.fileio import read_data_text
 from reasonlab.tasks.base import short_repr
 
 DATA_DIR_ENV = "REASONLAB_DATA_DIR"
@@ -85,20 +86,9 @@ def read_math_file(path: Path) -> MathFile:
     cached = _FILES.get(path)
     if cached is not None and cached[0] == stamp:
         return cached[1]
-    parsed = parse_math_file(path, read_text(path))
+    parsed = parse_math_file(path, read_data_text(path))
     _FILES[path] = (stamp, parsed)
     return parsed
-
-
-def read_text(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise DataError(f"{path}: cannot read the data file ({e.strerror or e})") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text (bad byte at offset {e.start})") from None
 
 
 def parse_math_file(path: Path, text: str) -> MathFile:

@@ -106,22 +106,21 @@ def evaluate(left: int, op: str, right: int) -> int | None:
     return None
 
 
-def parse_solution(text: str) -> Solution:
-    """Split `text` into step lines, check lines and the first answer line (total: never raises)."""
-    if not isinstance(text, str):
-        return Solution(steps=(), checks=0, answer=None)
-    equations: list[Equation | None] = []
+def split_lines(text: str) -> tuple[list[str], list[bool], int, str | None]:
+    """The line grammar, whatever a step line holds: step lines (stripped), whether a check retracted
+    each, the number of check lines, and the text after the first `answer:` (None without one). Total."""
+    lines: list[str] = []
     retracted: list[bool] = []
     checks = 0
-    answer: str | None = None
+    if not isinstance(text, str):
+        return lines, retracted, checks, None
     after_step = False  # is the previous non-blank line a step line?
     for raw in text.split("\n"):
         line = raw.strip()
         if not line:
             continue
         if line[:7].lower() == "answer:":
-            answer = canonical_int(line[7:])
-            break
+            return lines, retracted, checks, line[7:]
         check = _CHECK.fullmatch(line) if len(line) < 64 else None
         if check is not None:
             checks += 1
@@ -129,11 +128,17 @@ def parse_solution(text: str) -> Solution:
                 retracted[-1] = True
             after_step = False
             continue
-        equations.append(parse_equation(line))
+        lines.append(line)
         retracted.append(False)
         after_step = True
-    steps = tuple(StepLine(eq, r) for eq, r in zip(equations, retracted))
-    return Solution(steps=steps, checks=checks, answer=answer)
+    return lines, retracted, checks, None
+
+
+def parse_solution(text: str) -> Solution:
+    """Split `text` into step lines, check lines and the first answer line (total: never raises)."""
+    lines, retracted, checks, answer = split_lines(text)
+    steps = tuple(StepLine(parse_equation(line), r) for line, r in zip(lines, retracted))
+    return Solution(steps=steps, checks=checks, answer=None if answer is None else canonical_int(answer))
 
 
 def solution_steps(text: str) -> list[str]:
