@@ -35,7 +35,6 @@ import torch
 from reasonlab.checkpointing import TrainState, latest_state, save_state
 from reasonlab.config import RLConfig, RunConfig
 from reasonlab.errors import ConfigError
-from reasonlab.evaluate.runner import is_shortcut
 from reasonlab.judges.base import Judge
 from reasonlab.judges.models import find_judge, load_judge
 from reasonlab.models import Policy, load_policy, module_device
@@ -47,7 +46,8 @@ from reasonlab.rl.critic import Critic
 from reasonlab.rl.losses import (aggregation_weights, approx_kl, entropy_from_logits, get_aggregation,
                                  get_kl_estimator, get_policy_loss, value_loss)
 from reasonlab.rl.rewards import check_rewards
-from reasonlab.rl.rollouts import Batch, Collected, Group, collect, make_batch, round_seed
+from reasonlab.rl.metrics import rollout_metrics
+from reasonlab.rl.rollouts import Batch, Collected, collect, make_batch, round_seed
 from reasonlab.tasks import Task, get_task
 from reasonlab.tracking import MetricsLogger, truncate_after
 
@@ -268,51 +268,6 @@ def _values(critic: Critic, batch: Batch) -> torch.Tensor:
 
 def _masked_sum(x: torch.Tensor, mask: torch.Tensor) -> float:
     return float((x * mask).sum())
-
-
-def rollout_metrics(collected: Collected) -> dict[str, float]:
-    """Reward, pass rate, signal and length statistics over every completion sampled this step."""
-    groups = collected.sampled
-    parts = [p for g in groups for p in g.rewards]
-    totals = torch.tensor([p["total"] for p in parts])
-    verdicts = [v for g in groups for v in g.verdicts]
-    rollouts = [r for g in groups for r in g.rollouts]
-    lengths = [len(r.token_ids) for r in rollouts]
-    return {
-        "reward/mean": float(totals.mean()),
-        "reward/std": float(totals.std()) if len(totals) > 1 else 0.0,
-        **{f"reward/{k}": sum(p[k] for p in parts) / len(parts) for k in parts[0] if k != "total"},
-        "rl/pass_rate": sum(v.correct for v in verdicts) / len(verdicts),
-        "rl/shortcut_rate": sum(is_shortcut(v) for v in verdicts) / len(verdicts),
-        "rl/zero_var_groups": sum(not g.has_signal() for g in groups) / len(groups),
-        "rl/groups_trained": len(collected.groups),
-        "rl/length_mean": sum(lengths) / len(lengths),
-        "rl/length_max": max(lengths),
-        "rl/truncated_rate": sum(r.finish_reason == "length" for r in rollouts) / len(rollouts),
-        "rl/completion_tokens": sum(lengths),
-        "rl/prompt_tokens": collected.prompt_tokens,
-        **hacking_gap(groups),
-    }
-
-
-def hacking_gap(groups: list[Group]) -> dict[str, float]:
-    """The learned judge against the verifier on the same completions: their mean scores, the gap,
-    the share of wrong answers the judge accepts (score >= 0.5) and of right ones it rejects."""
-    if not groups or groups[0].learned is None:
-        return {}
-    learned = [s for g in groups for s in g.learned]
-    truth = [v.correct for g in groups for v in g.verdicts]
-    n, wrong = len(truth), sum(not t for t in truth)
-    accepted_wrong = sum(s >= 0.5 and not t for s, t in zip(learned, truth))
-    rejected_right = sum(s < 0.5 and t for s, t in zip(learned, truth))
-    return {
-        "hack/judge_mean": sum(learned) / n,
-        "hack/verifier_mean": sum(truth) / n,
-        "hack/gap": (sum(learned) - sum(truth)) / n,
-        "hack/false_accept": accepted_wrong / max(wrong, 1),
-        "hack/false_reject": rejected_right / max(n - wrong, 1),
-        "hack/judge_accuracy": 1 - (accepted_wrong + rejected_right) / n,
-    }
 
 
 def _timing(collected: Collected, update_s: float, t0: float, completion_tokens: int) -> dict[str, float]:
