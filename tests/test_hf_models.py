@@ -135,6 +135,26 @@ def test_grpo_steps_train_the_model_or_only_its_lora_adapters(folders, tmp_path,
     assert changed and all("proj" in k or "lm_head" in k or "embed" in k or "norm" in k for k in changed)
 
 
+def test_rl_on_a_hugging_face_model_resumes_exactly(folders, tmp_path):
+    from reasonlab.rl.trainer import train_rl
+
+    def cfg(steps):
+        return load_config(None, ["task.name=arith", f"rl.steps={steps}", "rl.prompts_per_step=2", "rl.group_size=4",
+                                  "rl.max_new_tokens=12", "rl.overlong=penalty", "rl.overlong_buffer=10",
+                                  "rl.checkpoint_every=1", "rl.lr=1e-2", "hf.lora_r=4"])
+
+    train_rl(cfg(2), tmp_path / "resumed", folders["llama"])  # stops after step 2, as a killed run would
+    resumed = train_rl(cfg(4), tmp_path / "resumed", folders["llama"])
+    straight = train_rl(cfg(4), tmp_path / "straight", folders["llama"])
+    keys = ("reward/mean", "rl/loss", "rl/grad_norm", "rl/length_mean")
+    rows = {name: [{k: r.get(k) for k in keys} for r in map(json.loads, (tmp_path / name / "metrics.jsonl")
+                                                             .read_text().splitlines())]
+            for name in ("resumed", "straight")}
+    assert len(rows["straight"]) == 4 and rows["resumed"] == rows["straight"]
+    a, b = resumed.module.state_dict(), straight.module.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_training_switches_that_cannot_apply_are_refused(folders, tmp_path):
     from reasonlab.models import TinyPolicy, TransformerConfig
     from reasonlab.rl.trainer import prepare_policy
@@ -243,3 +263,22 @@ def test_grpo_on_a_math_benchmark_with_lora(folders, tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2] and all(r["rl/pass_rate"] == 0.0 for r in rows)
     assert policy.lora and (tmp_path / "run" / "rl" / "model.safetensors").is_file()
+
+
+def test_judge_commands_train_and_measure_a_prm_on_a_hugging_face_base(folders, tmp_path):
+    from reasonlab.judges.data import eval_records
+    from reasonlab.judges.files import write_records
+
+    task = get_task("arith")
+    data = tmp_path / "steps.jsonl"
+    write_records(data, eval_records(task, task.sample("train", 60, 0), 0))
+    proc = reasonlab("judge", "train", "--base", str(folders["qwen2"]), "--head", "prm", "--data", str(data),
+                     "--out", str(tmp_path / "prm"), "--set", "judge.max_steps=6", "--set", "judge.eval_every=3",
+                     "--set", "judge.batch_size=16", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert (tmp_path / "prm" / "tokenizer.json").is_file()
+    proc = reasonlab("judge", "eval", "--judge", str(tmp_path / "prm"), "--data", str(data),
+                     "--out", str(tmp_path / "eval.json"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    metrics = json.loads((tmp_path / "eval.json").read_text())["metrics"]
+    assert 0.0 <= metrics["f1"] <= 1.0 and 0.0 <= metrics["step_auroc"] <= 1.0

@@ -150,15 +150,19 @@ class HFPolicy:
         """The model as a reward-model backbone (judges share the policy's weights until they copy them)."""
         return HFBackbone(self.module)
 
-    def enable_lora(self, r: int, alpha: float, dropout: float, targets: list[str] | None = None) -> None:
-        """Wrap the model with peft LoRA adapters of rank `r`; the base weights are frozen."""
+    def enable_lora(self, r: int, alpha: float, dropout: float, targets: list[str] | None = None,
+                    seed: int = 0) -> None:
+        """Wrap the model with peft LoRA adapters of rank `r` (their random init drawn from `seed`, the
+        caller's RNG state left as it was); the base weights are frozen."""
         try:
             from peft import LoraConfig, get_peft_model
         except ImportError:
             raise ConfigError("hf.lora_r: LoRA needs peft: pip install 'reasonlab[hf]'") from None
         config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, task_type="CAUSAL_LM",
                             target_modules=list(targets) if targets else "all-linear")
-        self.module = get_peft_model(self.module, config)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.module = get_peft_model(self.module, config)
         self.lora = True
 
     def save(self, directory: str | Path) -> None:

@@ -300,7 +300,7 @@ def prepare_policy(cfg: RunConfig, policy: Policy) -> None:
         if not hasattr(policy, "enable_lora"):
             raise ConfigError("hf.lora_r: LoRA is available for Hugging Face models; the tiny model trains in full")
         if not getattr(policy, "lora", False):
-            policy.enable_lora(hc.lora_r, hc.lora_alpha, hc.lora_dropout, hc.lora_targets)
+            policy.enable_lora(hc.lora_r, hc.lora_alpha, hc.lora_dropout, hc.lora_targets, seed=cfg.seed)
 
 
 def train_rl(cfg: RunConfig, run_dir: Path, base_dir: Path,
