@@ -19,6 +19,7 @@ import torch
 
 from reasonlab.judges.base import JudgeScores, StepRecord, aggregate, regroup
 from reasonlab.judges.models import MIN_LOGP, encode, likelihood_features
+from reasonlab.models.base import module_device
 
 
 class LikelihoodJudge:
@@ -39,7 +40,7 @@ class LikelihoodJudge:
         live = [r for r in records if r.steps]
         mins: list[float] = []
         if live:
-            enc = encode(self.policy.tokenizer, live)
+            enc = encode(self.policy.tokenizer, live).to(module_device(self.policy))
             with torch.no_grad():
                 logits = self.policy.logits(enc.input_ids, enc.attention_mask)  # (B, T, V)
             mins = (likelihood_features(logits, enc)[:, 0] * -MIN_LOGP).exp().tolist()  # (S,)

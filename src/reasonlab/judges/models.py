@@ -80,6 +80,7 @@ class RewardModel(nn.Module):
 
     def inputs(self, enc: Encoded) -> tuple[torch.Tensor, torch.Tensor | None]:
         """What the head reads at every step end: hidden states (S, D) and likelihood features (S, 2) or None."""
+        enc = enc.to(self.head.weight.device)
         hidden = self.backbone(enc.input_ids, enc.attention_mask, hidden=True)  # (B, T, D)
         h = hidden[enc.rows, enc.cols]  # (S, D)
         if not self.likelihood:
@@ -108,7 +109,7 @@ def likelihood_features(logits: torch.Tensor, enc: Encoded) -> torch.Tensor:  # 
     minimum of that over the record's steps so far (clamped at MIN_LOGP, divided by -MIN_LOGP)."""
     logp = logits.float().log_softmax(-1)  # (B, T, V)
     token = logp[:, :-1].gather(-1, enc.input_ids[:, 1:, None]).squeeze(-1)  # (B, T-1): log p(token t+1)
-    t = torch.arange(token.shape[1])  # (T-1,)
+    t = torch.arange(token.shape[1], device=token.device)  # (T-1,)
     inside = (t[None] >= enc.starts[:, None] - 1) & (t[None] <= enc.cols[:, None] - 1)  # (S, T-1)
     step_min = token[enc.rows].masked_fill(~inside, 0.0).amin(-1).clamp(min=MIN_LOGP)  # (S,)
     running, at = [], 0
@@ -128,6 +129,12 @@ class Encoded:
     cols: torch.Tensor  # (S,) the column of the newline that ends the step
     starts: torch.Tensor  # (S,) the column of the step's first token
     counts: list[int]  # steps per record
+
+    def to(self, device: torch.device) -> "Encoded":
+        """The same batch with its tensors on `device` (the model's)."""
+        move = lambda t: t.to(device)  # noqa: E731
+        return Encoded(move(self.input_ids), move(self.attention_mask), move(self.rows), move(self.cols),
+                       move(self.starts), self.counts)
 
 
 def token_layout(tokenizer: Any, record: StepRecord) -> tuple[list[int], list[int]]:
@@ -187,6 +194,7 @@ class LearnedJudge:
         likelihood = features == "hidden+likelihood"
         reference = copy.deepcopy(backbone) if likelihood and train_backbone else None
         model = RewardModel(copy.deepcopy(backbone), likelihood, reference)
+        model.to(next(backbone.parameters()).device)  # the head joins the backbone's device
         model.backbone.requires_grad_(train_backbone)
         return cls(model, tokenizer, head, **kw)
 
