@@ -26,11 +26,15 @@ import typer
 from reasonlab.cli_common import (PRETRAIN_BAR, RL_BAR, JUDGE_BAR, ConfigOpt, OutOpt, SetOpt, console, parse_knobs,
                                   print_summary, progress, resolve_model)
 from reasonlab.cli_judge import judge_app
+from reasonlab.cli_sweep import sweep
+from reasonlab.cli_study import sufficiency
 from reasonlab.errors import ReasonlabError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="reasonlab: build o1-style reasoning models and measure what makes them work.")
 app.add_typer(judge_app, name="judge")
+app.command()(sweep)
+app.command()(sufficiency)
 
 
 @app.command()

@@ -4,7 +4,11 @@ Built in: `outcome` (the verifier's answer check), `format` (a parsable answer t
 `process` (the fraction of valid steps, from the task's exact step verdicts; an answer without steps
 earns 0) and `first_error` (-1 when some step is wrong, the penalty at the first wrong step that
 process-supervision papers use, 0 otherwise). The config names them with weights,
-`rl.rewards: {outcome: 1.0, process: 0.5}`. One more name, `judge`, is the score of the learned judge
+`rl.rewards: {outcome: 1.0, process: 0.5}`. `random` is the control of Shao et al. 2025 ("Spurious
+Rewards", arXiv 2506.10947): a fair coin per completion that ignores correctness, so whatever RL gains
+under it comes from amplifying what the base already does, not from the reward's information; the
+coin is a hash of (problem id, completion token ids), so it is deterministic and needs no RNG state
+(the paper draws a fresh coin). One more name, `judge`, is the score of the learned judge
 named by `rl.judge` (a PRM's aggregated step score or an ORM's outcome score, judges/models.py); it
 is computed for a whole batch at once by the rollout collector, not by a function here. A new reward
 is a few lines:
@@ -15,6 +19,7 @@ is a few lines:
 
 from __future__ import annotations
 
+import hashlib
 from typing import Callable, Mapping
 
 from reasonlab.errors import ConfigError
@@ -58,6 +63,13 @@ def process(problem: Problem, rollout: Rollout, verdict: Verdict) -> float:
 def first_error(problem: Problem, rollout: Rollout, verdict: Verdict) -> float:
     """-1 when a step is wrong (and not retracted by a check), else 0."""
     return -1.0 if verdict.first_error is not None and verdict.first_error >= 0 else 0.0
+
+
+@register_reward("random")
+def random_reward(problem: Problem, rollout: Rollout, verdict: Verdict) -> float:
+    """Bernoulli(0.5), independent of correctness: the low bit of sha256(problem id, completion token ids)."""
+    key = f"{problem.id}\0{','.join(map(str, rollout.token_ids))}".encode("utf-8", "surrogatepass")
+    return float(hashlib.sha256(key).digest()[0] & 1)
 
 
 def check_rewards(weights: Mapping[str, float], judge: str | None = None) -> None:

@@ -1,0 +1,134 @@
+"""`reasonlab sufficiency`: is this base sufficient for RL to pay off on this task? Measured per difficulty
+level, with a plain-language verdict (evaluate/sufficiency.py) and a report (sufficiency_report.py).
+
+Writes <out>/sufficiency.json, sufficiency.md, sufficiency.html and plots/. Bad input (unknown task or
+knob, a model that cannot be loaded or cannot sample the task, an output folder that already holds a
+result) is one line and exit code 2, before anything is written. Usage:
+
+    reasonlab sufficiency --model runs/default                         # -> runs/sufficiency/default_arith
+    reasonlab sufficiency --model runs/default --levels 3,5,7 -n 64 --judge runs/default/judges/prm
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.markup import escape
+
+from reasonlab.cli_common import console, parse_knobs, resolve_model
+from reasonlab.errors import ReasonlabError
+
+
+def sufficiency(
+    model: Path = typer.Option(..., "--model", "-m", help="A run folder (its base/) or a model folder."),
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="Task name (default: the run's task)."),
+    knob: list[str] = typer.Option([], "--knob", "-k", help="Task knob: name=value (repeatable)."),
+    levels: Optional[str] = typer.Option(None, "--levels", help="Difficulty levels, e.g. 3,5,7 (default: the "
+                                         "task's own level plus the run config's eval.levels)."),
+    n: int = typer.Option(256, "-n", help="Samples per problem: pass@k for k = 1..n."),
+    problems: int = typer.Option(100, "--problems", help="Test problems per level."),
+    best_of: int = typer.Option(16, "--best-of", help="The first N samples of each problem scored by the judge."),
+    judge: str = typer.Option("likelihood", "--judge", help="likelihood (the base itself), prm / orm (the run's "
+                              "judges), or a judge folder."),
+    control_steps: int = typer.Option(30, "--control-steps", help="GRPO steps of each random-reward control "
+                                      "run (0 skips the control)."),
+    seed: int = typer.Option(0, "--seed"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: "
+                                       "runs/sufficiency/<model name>_<task>)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Where benchmark files live "
+                                            "(default: $REASONLAB_DATA_DIR)."),
+) -> None:
+    """Is this base sufficient for RL? Coverage, learnable share, edge of competence, behaviours, the
+    generation-verification gap, process validity, a random-reward control and diversity, per level."""
+    from reasonlab.config import load_config
+    from reasonlab.evaluate.sufficiency_run import SufficiencySettings, level_task, run_sufficiency
+    from reasonlab.fileio import write_text_atomic
+    from reasonlab.models import load_policy
+    from reasonlab.sufficiency_report import write_sufficiency_report
+
+    model_dir, run_cfg = resolve_model(model, prefer="base")
+    task_name = task or (run_cfg.task.name if run_cfg else None)
+    if task_name is None:
+        raise ReasonlabError("--task is required when --model is not a run folder")
+    name = (model.name if run_cfg else model_dir.name) or "model"
+    out = out or Path("runs") / "sufficiency" / f"{name}_{task_name.replace(':', '-')}"
+    if (out / "sufficiency.json").exists():
+        raise ReasonlabError(f"{out} already holds a sufficiency result; choose another --out")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ReasonlabError(f"{out} is not an empty folder; choose another --out")
+    for value, flag in ((n, "-n"), (problems, "--problems"), (best_of, "--best-of")):
+        if value < 1:
+            raise ReasonlabError(f"{flag}: must be at least 1, got {value}")
+    if best_of > n:
+        raise ReasonlabError(f"--best-of: {best_of} is more than the samples per problem (-n {n})")
+    if control_steps < 0:
+        raise ReasonlabError(f"--control-steps: must be 0 or more, got {control_steps}")
+    knobs = dict(run_cfg.task.knobs) if run_cfg and task_name == run_cfg.task.name else {}
+    knobs.update(parse_knobs(knob))
+    if data_dir is not None:
+        knobs["data_dir"] = str(data_dir)
+    the_task = level_task(task_name, knobs, None)
+    level_list, main = _levels(the_task, levels, run_cfg)
+    for level in level_list:  # an invalid level is a one-line knob error before the model loads
+        level_task(task_name, knobs, level)
+    cfg = run_cfg or load_config(None)
+    policy = load_policy(model_dir, options=cfg.hf.model_dump())
+    the_judge = _judge(judge, policy, model if run_cfg else model_dir.parent)
+    own_task = run_cfg is not None and task_name == run_cfg.task.name  # the run's sampling settings apply
+    settings = SufficiencySettings(n=n, n_problems=problems, best_of=best_of, control_steps=control_steps,
+                                   temperature=cfg.eval.temperature if own_task else 1.0,
+                                   top_p=cfg.eval.top_p if own_task else 1.0,
+                                   max_new_tokens=cfg.eval.max_new_tokens if own_task else the_task.max_new_tokens,
+                                   batch_size=cfg.eval.batch_size)
+    console.print(f"[bold]reasonlab sufficiency[/] {model_dir} on {task_name}, levels "
+                  f"{', '.join(str(lv) for lv in level_list if lv is not None) or 'as given'} -> {out}")
+    result = run_sufficiency(policy, task_name, knobs, level_list, settings, the_judge, seed, rl_config=cfg,
+                             base_dir=model_dir, main_level=main, say=lambda m: console.print(f"  {m}"))
+    result = {"model": str(model_dir), **result}
+    out.mkdir(parents=True, exist_ok=True)
+    write_sufficiency_report(result, out)
+    write_text_atomic(out / "sufficiency.json", json.dumps(result) + "\n")
+    console.print(f"[bold]verdict[/]: {result['headline']}")
+    for s in result["verdict"]:
+        console.print(f"  {escape('[' + s['says'] + ']')} {escape(s['text'])}")
+    console.print(f"report: {out / 'sufficiency.html'}  ({out / 'sufficiency.md'}, {out / 'sufficiency.json'})")
+
+
+def _levels(task: Any, spec: Optional[str], run_cfg: Any) -> tuple[list[Any], Any]:
+    """The difficulty levels to measure, in order, and the main one (the task's own level when listed)."""
+    knob = task.difficulty_knob
+    own = task.knobs.get(knob) if knob else None
+    if spec is None:
+        extra = list(run_cfg.eval.levels) if run_cfg is not None and knob else []
+        chosen = sorted({own, *extra}) if knob else [None]
+    else:
+        if knob is None:
+            raise ReasonlabError(f"--levels: task {task.name!r} has no difficulty knob")
+        try:
+            chosen = sorted({int(x) for x in spec.split(",") if x.strip()})
+        except ValueError:
+            raise ReasonlabError(f"--levels: expected integers like 3,5,7, got {spec!r}") from None
+        if not chosen:
+            raise ReasonlabError("--levels: name at least one level")
+    return chosen, own if own in chosen else chosen[0]
+
+
+def _judge(spec: str, policy: Any, run_dir: Path) -> Any:
+    """The judge that scores samples: the policy itself (likelihood) or a trained judge."""
+    if spec == "likelihood":
+        from reasonlab.judges.likelihood import LikelihoodJudge
+
+        return LikelihoodJudge(policy)
+    from reasonlab.errors import CheckpointError
+    from reasonlab.judges.models import find_judge, load_judge
+
+    try:
+        judge = load_judge(find_judge(spec, run_dir))
+    except CheckpointError as err:
+        raise ReasonlabError(f"--judge: {str(err).removeprefix('rl.judge: ')}") from None
+    if judge.tokenizer.to_dict() != policy.tokenizer.to_dict():
+        raise ReasonlabError(f"--judge: {spec} reads another tokenizer than the model")
+    return judge

@@ -1,0 +1,294 @@
+"""A sweep's results and report: each finished cell's metrics read from its run folder, and sweep.md +
+sweep.html with plots from the state in sweep.json. Reads files only, never training code.
+
+A cell's row: the base's sufficiency metrics (evaluate/sufficiency.level_metrics on the per-problem records of
+eval/base.json), its generation-verification gaps when the judges ran (summary.json's best-of-N), the RL
+model's pass rates and the gains (RL - base) from summary.json, and the stage timings.
+
+Plots: the RL gain in pass@1, and in pass@k (k = the eval's samples per problem), against each base metric,
+one scatter panel per metric with every finished cell as a labelled point. Tables: the cells (values,
+base and RL pass rates, gains, wall time), the Spearman rank correlation of each base metric with each
+gain (ties get their average rank; written here with numpy, scipy is not a dependency), and the failed
+cells with their errors. Usage:
+
+    from reasonlab.experiments.sweep_report import write_sweep_report
+    write_sweep_report(Path("runs/sweep"), json.loads(Path("runs/sweep/sweep.json").read_text()))
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from reasonlab.evaluate.sufficiency import generation_verification_gap, level_metrics  # noqa: E402
+
+Row = dict[str, Any]
+Table = tuple[str, list[str], list[list[Any]]]  # (title, header, rows)
+GAINS = ("pass@1", "pass@k")  # the two gains related to the base metrics
+
+
+# ---- one cell's results, from its run folder -------------------------------------------------------------
+
+
+def cell_results(folder: Path) -> dict[str, Any] | None:
+    """k (samples per problem), base metrics, RL pass rates, gains (RL - base) and stage timings of a
+    finished cell, from its summary.json and eval/base.json; None when either is missing."""
+    summary = _read_json(folder / "summary.json")
+    result = _read_json(folder / "eval" / "base.json")
+    if summary is None or result is None:
+        return None
+    rl = {k.removeprefix("rl/"): v for k, v in summary.items() if k.startswith("rl/") and "pass@" in k
+          and not k.startswith("rl/gain")}
+    gain = {k: round(v - summary[f"base/{k}"], 4) for k, v in rl.items() if f"base/{k}" in summary}
+    timings = {k.removeprefix("time/"): v for k, v in summary.items() if k.startswith("time/")}
+    return {"k": result["n_samples"], "base": base_metrics(summary, result), "rl": rl, "gain": gain,
+            "timings": timings}
+
+
+def base_metrics(summary: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """The base's sufficiency metrics (evaluate/sufficiency.level_metrics on its per-problem eval records),
+    its other pass rates from summary.json (greedy, extra levels) and the generation-verification gaps."""
+    out = {k: round(float(v), 4) for k, v in level_metrics(result["problems"], result["n_samples"]).items()}
+    for key, value in summary.items():
+        if key.startswith("base/") and "pass@" in key:
+            out.setdefault(key.removeprefix("base/"), value)
+    out.update(verification_gaps(summary))
+    return out
+
+
+def verification_gaps(summary: dict[str, Any]) -> dict[str, float | None]:
+    """gv_gap/<selector> from the judges' best-of-N in summary.json (judge/bo<N>/<selector>): how much of
+    what N samples hold the selector recovers (evaluate/sufficiency.generation_verification_gap)."""
+    out: dict[str, float | None] = {}
+    for key, best in summary.items():
+        found = re.fullmatch(r"judge/bo(\d+)/([A-Za-z_]+)", key)
+        n = found[1] if found else None
+        p1, pn = summary.get(f"judge/bo{n}/pass@1"), summary.get(f"judge/bo{n}/pass@{n}")
+        if found and None not in (best, p1, pn):
+            gap = generation_verification_gap(best, p1, pn)
+            out[f"gv_gap/{found[2]}"] = None if gap is None else round(gap, 4)
+    return out
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+# ---- rank correlation ---------------------------------------------------------------------------------
+
+
+def average_ranks(values: Sequence[float]) -> np.ndarray:
+    """Ranks 1..n; tied values share the mean of the ranks they span (e.g. [10, 20, 20] -> [1, 2.5, 2.5])."""
+    x = np.asarray(values, dtype=float)
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x))
+    i = 0
+    while i < len(x):
+        j = i
+        while j + 1 < len(x) and x[order[j + 1]] == x[order[i]]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def spearman(x: Sequence[float | None], y: Sequence[float | None]) -> float:
+    """Spearman's rho: the Pearson correlation of the average ranks. Pairs with a missing value are left
+    out; NaN with fewer than two pairs or when either side is constant."""
+    pairs = [(a, b) for a, b in zip(x, y) if _finite(a) and _finite(b)]
+    if len(pairs) < 2:
+        return math.nan
+    rx, ry = (average_ranks(side) - (len(pairs) + 1) / 2 for side in zip(*pairs))
+    denom = math.sqrt(float(rx @ rx) * float(ry @ ry))
+    return float(rx @ ry) / denom if denom > 0 else math.nan
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+# ---- what is related to what ----------------------------------------------------------------------------
+
+
+def finished(rows: Sequence[Row]) -> list[Row]:
+    return [r for r in rows if r.get("status") == "finished"]
+
+
+def gain(row: Row, which: str) -> float | None:
+    """The RL gain of a finished row in pass@1 or pass@k (k = its eval's samples per problem)."""
+    key = f"pass@{row['k']}" if which == "pass@k" else which
+    return row["gain"].get(key)
+
+
+def related_metrics(rows: Sequence[Row]) -> list[str]:
+    """The base metrics to plot against the gain, in first-seen order: all but the intermediate pass@j
+    (only pass@1 and pass@k stay) and the extra difficulty levels."""
+    out: list[str] = []
+    for row in finished(rows):
+        for key in row["base"]:
+            j = re.fullmatch(r"pass@(\d+)", key)
+            skip = (j and int(j[1]) not in (1, row["k"])) or re.match(r"d\d+/", key)
+            if not skip and key not in out:
+                out.append(key)
+    return out
+
+
+def base_value(row: Row, metric: str) -> float | None:
+    return row["base"].get(metric)
+
+
+def correlations(rows: Sequence[Row], metrics: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """metric -> {pass@1: rho, pass@k: rho, cells: how many finished cells have the metric} (rho None if undefined)."""
+    done = finished(rows)
+    out = {}
+    for m in metrics:
+        xs = [base_value(r, m) for r in done]
+        rhos = {g: spearman(xs, [gain(r, g) for r in done]) for g in GAINS}
+        out[m] = {**{g: None if math.isnan(v) else round(v, 4) for g, v in rhos.items()},
+                  "cells": sum(_finite(x) for x in xs)}
+    return out
+
+
+# ---- plots ----------------------------------------------------------------------------------------------
+
+
+def plot_gain(rows: Sequence[Row], metrics: Sequence[str], which: str, k_label: str,
+              corr: dict[str, dict[str, Any]], path: Path) -> Path:
+    """One scatter panel per base metric: x = the base metric, y = the RL gain; points labelled by cell."""
+    done = finished(rows)
+    cols = min(4, len(metrics))
+    nrows = math.ceil(len(metrics) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.3 * cols, 2.9 * nrows), squeeze=False)
+    ylabel = f"RL gain in {k_label if which == 'pass@k' else which}"
+    colors = {r["name"]: f"C{i % 10}" for i, r in enumerate(done)}  # one colour per cell in every panel
+    for ax, metric in zip(axes.flat, metrics):
+        points = [(base_value(r, metric), gain(r, which), r) for r in done]
+        points = [p for p in points if _finite(p[0]) and _finite(p[1])]
+        for x, y, r in points:
+            ax.scatter(x, y, s=18, color=colors[r["name"]])
+            ax.annotate(r["label"], (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        if not points:
+            ax.text(0.5, 0.5, "no cell has a value", ha="center", va="center", fontsize=8, transform=ax.transAxes)
+        rho = corr.get(metric, {}).get(which)
+        ax.set_title(f"{metric}  (rho {rho:+.2f})" if rho is not None else metric, fontsize=9)
+        ax.axhline(0, color="gray", linewidth=0.6)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        ax.set_ylabel(ylabel, fontsize=7)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+# ---- tables and pages -----------------------------------------------------------------------------------
+
+
+def k_label(rows: Sequence[Row]) -> str:
+    ks = {r["k"] for r in finished(rows)}
+    return f"pass@{ks.pop()}" if len(ks) == 1 else "pass@k"
+
+
+def cells_table(state: dict[str, Any], kl: str) -> Table:
+    keys = [a["key"] for a in state["axes"]]
+    header = ["cell", *keys, "status", "base pass@1", f"base {kl}", "RL pass@1", f"RL {kl}",
+              "gain pass@1", f"gain {kl}", "wall (s)"]
+    rows = []
+    for r in state["cells"]:
+        labels = r["label"].split(" ")
+        numbers = ["", "", "", "", "", ""]
+        if r["status"] == "finished":
+            pk = f"pass@{r['k']}"
+            numbers = [r["base"].get("pass@1"), r["base"].get(pk), r["rl"].get("pass@1"), r["rl"].get(pk),
+                       gain(r, "pass@1"), gain(r, "pass@k")]
+        wall = r.get("timings", {}).get("wall_s")
+        rows.append([r["name"], *labels, r["status"], *(_fmt(x) for x in numbers), _fmt(wall)])
+    return "Cells", header, rows
+
+
+def correlation_table(state: dict[str, Any], kl: str) -> Table:
+    corr = state.get("correlations") or {}
+    rows = [[m, _fmt(c["pass@1"]), _fmt(c["pass@k"]), c["cells"]] for m, c in corr.items()]
+    return ("Spearman rank correlation of each base metric with the RL gain",
+            ["base metric", "rho with gain in pass@1", f"rho with gain in {kl}", "cells"], rows)
+
+
+def failed_table(state: dict[str, Any]) -> Table | None:
+    rows = [[r["name"], r.get("error", "")] for r in state["cells"] if r["status"] == "failed"]
+    return ("Failed cells (rerun the sweep to retry them)", ["cell", "error"], rows) if rows else None
+
+
+def write_sweep_report(out: Path, state: dict[str, Any]) -> Path:
+    """Write plots/, sweep.md and sweep.html in `out`; returns the Markdown path."""
+    out = Path(out)
+    kl = k_label(state["cells"])
+    metrics = state.get("metrics") or related_metrics(state["cells"])
+    corr = state.get("correlations") or correlations(state["cells"], metrics)
+    figures = []
+    if finished(state["cells"]) and metrics:
+        (out / "plots").mkdir(parents=True, exist_ok=True)
+        for which, stem in (("pass@1", "gain_pass1"), ("pass@k", "gain_passk")):
+            label = kl if which == "pass@k" else which
+            figures.append((f"RL gain in {label} against each base metric",
+                            plot_gain(state["cells"], metrics, which, kl, corr, out / "plots" / f"{stem}.png")))
+    tables = [cells_table(state, kl), correlation_table({**state, "correlations": corr}, kl)]
+    tables += [t for t in (failed_table(state),) if t]
+    intro = _intro(state)
+    (out / "sweep.md").write_text(_markdown(state["name"], intro, tables, figures))
+    (out / "sweep.html").write_text(_html(state["name"], intro, tables, figures))
+    return out / "sweep.md"
+
+
+def _intro(state: dict[str, Any]) -> str:
+    rows = state["cells"]
+    axes = ", ".join(f"{a['path']} ({len(a['values'])})" for a in state["axes"])
+    text = (f"{len(finished(rows))} of {len(rows)} cells finished{' (--quick)' if state.get('quick') else ''}; "
+            f"grid: {axes}; sweep file: {state.get('source')}.")
+    if state.get("elapsed_s") is not None:
+        text += f" This invocation took {state['elapsed_s']} s."
+    return text
+
+
+def _markdown(title: str, intro: str, tables: list[Table], figures: list[tuple[str, Path]]) -> str:
+    lines = [f"# reasonlab sweep: {title}", "", intro, ""]
+    for caption, header, rows in tables:
+        lines += [f"## {caption}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+        lines += [""]
+    for caption, path in figures:
+        lines += [f"## {caption}", "", f"![{caption}](plots/{path.name})", ""]
+    return "\n".join(lines)
+
+
+def _html(title: str, intro: str, tables: list[Table], figures: list[tuple[str, Path]]) -> str:
+    esc = html.escape
+    body = f"<h1>reasonlab sweep: {esc(title)}</h1><p>{esc(intro)}</p>"
+    for caption, header, rows in tables:
+        head = "".join(f"<th>{esc(h)}</th>" for h in header)
+        cells = "".join("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+        body += f"<h2>{esc(caption)}</h2><table><tr>{head}</tr>{cells}</table>"
+    body += "".join(f"<h2>{esc(c)}</h2><img src='plots/{esc(p.name)}' alt='{esc(c)}'>" for c, p in figures)
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>reasonlab sweep: {esc(title)}</title>"
+            "<style>body{font-family:sans-serif;max-width:72em;margin:2em auto}td,th{padding:2px 10px}"
+            "img{max-width:100%}</style></head>" f"<body>{body}</body></html>\n")
+
+
+def _fmt(x: Any) -> Any:
+    if x is None:
+        return "n/a"
+    return round(x, 3) if isinstance(x, float) else x

@@ -1,0 +1,223 @@
+"""A sufficiency result (evaluate/sufficiency.py) -> sufficiency.md + sufficiency.html with PNG plots.
+
+The verdict comes first, in plain language (which metrics say RL will pay off, which say improve the
+base first), then the metrics per difficulty level, the judge's best-of-N, the random-reward control
+and the plots: coverage curves (pass@k against k on a log axis, pass@1 and pass@n marked), the
+learnable / never / always shares per level, behaviour and validity rates per level, best-of-N
+against pass@1 and pass@N, and the control runs' gains and training curves. Reads the result dict
+only, never sampling or training code. Usage:
+
+    write_sufficiency_report(json.loads(Path("runs/sufficiency/default_arith/sufficiency.json").read_text()),
+                             Path("runs/sufficiency/default_arith"))
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+SAYS = {"rl": "RL pays off", "base": "improve the base", "neutral": "note"}
+ROWS = (("pass@1", "pass@1"), ("headroom", "headroom pass@n - pass@1"), ("learnable", "learnable (0 < solved < n)"),
+        ("never", "never solved"), ("always", "always solved"), ("check_rate", "samples that check"),
+        ("backtrack_rate", "samples that backtrack"), ("process_valid_rate", "correct with every step valid"),
+        ("distinct_correct", "distinct correct solutions"), ("answer_entropy", "answer entropy (nats)"),
+        ("malformed_rate", "malformed"))
+
+Table = tuple[str, list[str], list[list[Any]]]  # (title, header, rows)
+
+
+def write_sufficiency_report(result: dict[str, Any], out_dir: Path) -> Path:
+    """Write plots/, sufficiency.md and sufficiency.html in `out_dir`; returns the Markdown path."""
+    out_dir = Path(out_dir)
+    plots = out_dir / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    levels = _by_level(result["levels"])
+    figures = [("Coverage: pass@k per level", plot_coverage(result, plots / "coverage.png")),
+               ("Learnable, never and always solved problems", plot_outcomes(levels, plots / "learnable.png")),
+               ("Behaviours and process validity", plot_behaviour(levels, plots / "behaviour.png"))]
+    judge = result.get("judge") or {}
+    if judge.get("levels"):
+        figures.append((f"Best-of-{result['best_of']} with the judge ({judge.get('name')})",
+                        plot_selection(result, plots / "selection.png")))
+    if result.get("control"):
+        figures.append(("Random-reward control", plot_control(result["control"], plots / "control.png")))
+    tables = report_tables(result)
+    title = f"{result.get('model', 'model')} on {result['task']}"
+    (out_dir / "sufficiency.md").write_text(_markdown(title, result, tables, figures))
+    (out_dir / "sufficiency.html").write_text(_html(title, result, tables, figures))
+    return out_dir / "sufficiency.md"
+
+
+def report_tables(result: dict[str, Any]) -> list[Table]:
+    """Metrics per level; the judge's selection per level; the control runs."""
+    levels = _by_level(result["levels"])
+    names = [str(lv) for lv in levels]
+    n = result["n"]
+    ks = sorted({int(k[5:]) for m in levels.values() for k in m if k.startswith("pass@")} - {1})
+    rows = [[label, *(_fmt(m.get(key)) for m in levels.values())]
+            for key, label in [*ROWS[:1], *((f"pass@{k}", f"pass@{k}") for k in ks if k in (16, n)), *ROWS[1:]]]
+    knob = result.get("difficulty_knob") or "level"
+    out: list[Table] = [(f"Metrics per level ({n} samples x {result['n_problems']} problems)", [knob, *names], rows)]
+    judge = result.get("judge") or {}
+    if judge.get("levels"):
+        sel = _by_level(judge["levels"])
+        out.append((f"Choosing one of the first {result['best_of']} samples ({judge.get('name')})",
+                    [knob, "best-of-N", "majority", "pass@1", "pass@N", "gap", "AUROC"],
+                    [[lv, *(_fmt(g.get(k)) for k in ("best_of_n", "majority", "pass@1", "pass@n", "gap", "auroc"))]
+                     for lv, g in sel.items()]))
+    c = result.get("control")
+    if c:
+        out.append((f"Random-reward control: {c['steps']} GRPO steps at level {result['main_level']}, pass@1 "
+                    f"from {c['samples']} samples", ["model", "pass@1", "gain"],
+                    [["base", _fmt(c["base_pass@1"]), ""],
+                     ["true reward (verifier)", _fmt(c["outcome"]["pass@1"]), _fmt(c["outcome_gain"])],
+                     ["random reward (fair coin)", _fmt(c["random"]["pass@1"]), _fmt(c["random_gain"])]]))
+    return out
+
+
+def plot_coverage(result: dict[str, Any], path: Path) -> Path:
+    """pass@k against k (log axis) per level, pass@1 and pass@n marked."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    n = result["n"]
+    for level, curve in _by_level(result["coverage"]).items():
+        ks = list(range(1, len(curve) + 1))
+        line, = ax.plot(ks, curve, label=f"level {level}: pass@1 {curve[0]:.2f}, pass@{ks[-1]} {curve[-1]:.2f}")
+        ax.scatter([1, ks[-1]], [curve[0], curve[-1]], color=line.get_color(), zorder=3)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel(f"k (samples; pass@1 and pass@{n} marked)")
+    ax.set_ylabel("pass@k")
+    ax.set_ylim(0, 1.05)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_outcomes(levels: dict[str, dict[str, float]], path: Path) -> Path:
+    """Stacked bars per level: never, learnable and always solved shares of the problems."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    names = list(levels)
+    bottom = [0.0] * len(names)
+    for key, color in (("never", "#c44e52"), ("learnable", "#55a868"), ("always", "#4c72b0")):
+        values = [levels[lv][key] for lv in names]
+        ax.bar(names, values, bottom=bottom, color=color, label=key)
+        bottom = [b + v for b, v in zip(bottom, values)]
+    ax.set_xlabel("level")
+    ax.set_ylabel("share of problems")
+    ax.set_ylim(0, 1.0)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_behaviour(levels: dict[str, dict[str, float]], path: Path) -> Path:
+    """Grouped bars per level: check, backtrack, malformed rates and process validity."""
+    return _grouped(levels, (("check_rate", "checks"), ("backtrack_rate", "backtracks"),
+                             ("process_valid_rate", "correct with valid steps"), ("malformed_rate", "malformed")),
+                    "share", path)
+
+
+def plot_selection(result: dict[str, Any], path: Path) -> Path:
+    """Grouped bars per level: pass@1, majority, best-of-N by the judge, pass@N (oracle)."""
+    n = result["best_of"]
+    return _grouped(_by_level(result["judge"]["levels"]),
+                    (("pass@1", "pass@1"), ("majority", f"majority of {n}"), ("best_of_n", f"best-of-{n} by judge"),
+                     ("pass@n", f"pass@{n} (oracle)")), "accuracy", path)
+
+
+def plot_control(control: dict[str, Any], path: Path) -> Path:
+    """Left: pass@1 of the base and of both control runs. Right: the runs' pass rate per GRPO step."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 4))
+    names = ["base", "true reward", "random reward"]
+    values = [control["base_pass@1"], control["outcome"]["pass@1"], control["random"]["pass@1"]]
+    bars = left.bar(names, values, color=["gray", "#55a868", "#dd8452"])
+    for bar, v in zip(bars, values):
+        left.annotate(f"{v:.3f}", (bar.get_x() + bar.get_width() / 2, v), ha="center", va="bottom", fontsize=8)
+    left.set_ylabel("pass@1")
+    left.set_ylim(0, 1.05)
+    for key, label in (("outcome", "true reward"), ("random", "random reward")):
+        rates = control[key]["pass_rate"]
+        right.plot(range(1, len(rates) + 1), rates, marker="." if len(rates) < 40 else None, label=label)
+    right.set_xlabel("GRPO step")
+    right.set_ylabel("pass rate of the step's samples")
+    right.set_ylim(0, 1.05)
+    right.grid(alpha=0.3)
+    right.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _grouped(levels: dict[str, dict[str, Any]], series: tuple[tuple[str, str], ...], ylabel: str, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    names = list(levels)
+    width = 0.8 / len(series)
+    for i, (key, label) in enumerate(series):
+        xs = [j + (i - (len(series) - 1) / 2) * width for j in range(len(names))]
+        ax.bar(xs, [levels[lv].get(key) or 0.0 for lv in names], width=width, label=label)
+    ax.set_xticks(range(len(names)), names)
+    ax.set_xlabel("level")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _by_level(mapping: dict[Any, Any]) -> dict[str, Any]:
+    """Entries ordered by difficulty, keyed by its text."""
+    return {str(k): mapping[k] for k in sorted(mapping, key=lambda k: int(k))}
+
+
+def _fmt(x: Any) -> Any:
+    if x is None:
+        return "-"
+    return round(x, 3) if isinstance(x, float) else x
+
+
+def _settings(result: dict[str, Any]) -> list[str]:
+    t = result.get("time", {})
+    return [f"task `{result['task']}` with knobs `{result.get('knobs', {})}`; main level {result['main_level']}; "
+            f"{result['n']} samples x {result['n_problems']} problems per level; judge `{result['judge']['name']}` "
+            f"on the first {result['best_of']} samples; seed {result['seed']}; "
+            f"{t.get('total_s', '?')} s (sampling {t.get('sample_s', '?')}, judging {t.get('judge_s', '?')}, "
+            f"control {t.get('control_s', '?')})"]
+
+
+def _markdown(title: str, result: dict[str, Any], tables: list[Table], figures: list[tuple[str, Path]]) -> str:
+    lines = [f"# Is the base sufficient for RL? {title}", "", f"**Verdict.** {result['headline']}", ""]
+    lines += [f"- **{SAYS[s['says']]}** ({s['metric']} = {_fmt(s['value'])}): {s['text']}" for s in result["verdict"]]
+    lines += [""]
+    for caption, header, rows in tables:
+        lines += [f"## {caption}", "", "| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+        lines += [""]
+    for caption, path in figures:
+        lines += [f"## {caption}", "", f"![{caption}](plots/{path.name})", ""]
+    lines += ["## Settings", "", *_settings(result)]
+    return "\n".join(lines) + "\n"
+
+
+def _html(title: str, result: dict[str, Any], tables: list[Table], figures: list[tuple[str, Path]]) -> str:
+    esc = html.escape
+    items = "".join(f"<li><b>{esc(SAYS[s['says']])}</b> ({esc(s['metric'])} = {esc(str(_fmt(s['value'])))}): "
+                    f"{esc(s['text'])}</li>" for s in result["verdict"])
+    body = f"<h1>Is the base sufficient for RL? {esc(title)}</h1><p><b>Verdict.</b> {esc(result['headline'])}</p>"
+    body += f"<ul>{items}</ul>"
+    for caption, header, rows in tables:
+        head = "".join(f"<th>{esc(str(h))}</th>" for h in header)
+        cells = "".join("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+        body += f"<h2>{esc(caption)}</h2><table><tr>{head}</tr>{cells}</table>"
+    body += "".join(f"<h2>{esc(c)}</h2><img src='plots/{esc(p.name)}' alt='{esc(c)}'>" for c, p in figures)
+    body += "<h2>Settings</h2>" + "".join(f"<p>{esc(line)}</p>" for line in _settings(result))
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>reasonlab sufficiency: {esc(title)}</title>"
+            "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}td,th{padding:2px 12px}"
+            f"img{{max-width:100%}}</style></head><body>{body}</body></html>\n")
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
