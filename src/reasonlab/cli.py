@@ -1,4 +1,5 @@
-"""The `reasonlab` command line (typer + rich): run, pretrain, rl, eval, judge train, judge eval, report.
+"""The `reasonlab` command line (typer + rich): run, pretrain, rl, eval, judge train, judge eval, sufficiency,
+sweep, report.
 
 Bad input (unknown task or knob, malformed YAML, unknown --set key, missing or corrupt checkpoint, an
 output folder holding another run) prints one line naming the field or file and exits with code 2.
@@ -12,6 +13,8 @@ Usage:
     reasonlab judge train --base runs/default --head prm --set judge.labels=montecarlo
     reasonlab judge eval --judge runs/default/judges/prm --data injected --policy runs/default
     reasonlab judge eval --judge symbolic-arithmetic --data processbench:gsm8k --data-dir ../shared/data
+    reasonlab sufficiency --model runs/default
+    reasonlab sweep --config configs/sweep.yaml --quick
 """
 
 from __future__ import annotations
