@@ -9,9 +9,10 @@ And reading a data file as text, with one-line errors naming the file.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from reasonlab.errors import DataError
 
@@ -47,3 +48,11 @@ def read_data_text(path: Path) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not UTF-8 text (bad byte at offset {e.start})") from None
+
+
+def read_json_or_none(path: Path) -> Any:
+    """The parsed JSON file at `path`, or None when it is missing or not valid JSON (an optional result)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None

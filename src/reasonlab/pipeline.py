@@ -54,7 +54,7 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig) -> None:
         old = yaml.safe_load(path.read_text()) or {}
         new = yaml.safe_load(text)
         if old != new:
-            field = _first_difference(old, new) or "config"
+            field = first_difference(old, new) or "config"
             raise RunFolderError(
                 f"{run_dir} already holds a different run ({field} differs); choose another --out or remove it"
             )
@@ -197,10 +197,11 @@ def _metric_order(key: str) -> tuple[str, int]:
     return name, int(k)
 
 
-def _first_difference(old: Any, new: Any, path: str = "") -> str | None:
+def first_difference(old: Any, new: Any, path: str = "") -> str | None:
+    """The dotted path of the first field where two config dicts differ ("" at the top), or None."""
     if isinstance(old, dict) and isinstance(new, dict):
         for k in list(old) + [k for k in new if k not in old]:
-            found = _first_difference(old.get(k), new.get(k), f"{path}.{k}" if path else str(k))
+            found = first_difference(old.get(k), new.get(k), f"{path}.{k}" if path else str(k))
             if found:
                 return found
         return None

@@ -15,7 +15,6 @@ Usage:
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from reasonlab.fileio import read_json_or_none
 from reasonlab.tracking import read_metrics  # noqa: E402
 
 MODELS = ("base", "rl")  # evaluated models in the order they are drawn
@@ -34,8 +34,8 @@ def write_report(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
     plots = run_dir / "plots"
     plots.mkdir(exist_ok=True)
-    summary = _read_json(run_dir / "summary.json") or {}
-    evals = {m: e for m in MODELS if (e := _read_json(run_dir / "eval" / f"{m}.json"))}
+    summary = read_json_or_none(run_dir / "summary.json") or {}
+    evals = {m: e for m in MODELS if (e := read_json_or_none(run_dir / "eval" / f"{m}.json"))}
     figures = []
     if evals:
         figures.append(("pass@k on the test split", plot_passk(evals, plots / "passk.png")))
@@ -47,7 +47,7 @@ def write_report(run_dir: Path) -> Path:
     levels = _level_results(run_dir)
     if levels:
         figures.append(("pass@1 by difficulty", plot_levels(levels, plots / "difficulty.png")))
-    judges = _read_json(run_dir / "judges" / "eval.json")
+    judges = read_json_or_none(run_dir / "judges" / "eval.json")
     if judges and judges.get("judges"):
         figures.append((f"Best-of-N with the judges (base samples, {judges['n_problems']} test problems)",
                         plot_best_of_n(judges, plots / "best_of_n.png")))
@@ -77,7 +77,7 @@ def plot_passk(evals: dict[str, dict[str, Any]], path: Path) -> Path:
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_loss(metrics: list[dict[str, Any]], path: Path) -> Path:
@@ -93,7 +93,7 @@ def plot_loss(metrics: list[dict[str, Any]], path: Path) -> Path:
     ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_rl(metrics: list[dict[str, Any]], path: Path) -> Path:
@@ -118,7 +118,7 @@ def plot_rl(metrics: list[dict[str, Any]], path: Path) -> Path:
             ax.legend(fontsize=8)
     for ax in axes[-1]:
         ax.set_xlabel("RL step")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_best_of_n(results: dict[str, Any], path: Path) -> Path:
@@ -138,7 +138,7 @@ def plot_best_of_n(results: dict[str, Any], path: Path) -> Path:
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_calibration(results: dict[str, Any], path: Path) -> Path:
@@ -158,7 +158,7 @@ def plot_calibration(results: dict[str, Any], path: Path) -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     axes[0].set_ylabel("share right")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_hacking(metrics: list[dict[str, Any]], path: Path) -> Path:
@@ -172,7 +172,7 @@ def plot_hacking(metrics: list[dict[str, Any]], path: Path) -> Path:
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 Table = tuple[str, list[str], list[list[Any]]]  # (title, header, rows)
@@ -229,18 +229,18 @@ def plot_levels(levels: dict[str, dict[int, float]], path: Path) -> Path:
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _level_results(run_dir: Path) -> dict[str, dict[int, float]]:
     out: dict[str, dict[int, float]] = {}
     for model in MODELS:
         for path in sorted((run_dir / "eval").glob(f"{model}_level*.json")):
-            result = _read_json(path)
+            result = read_json_or_none(path)
             if result:
                 level = int(path.stem.removeprefix(f"{model}_level"))
                 out.setdefault(model, {})[level] = result["summary"]["pass@1"]
-        main = _read_json(run_dir / "eval" / f"{model}.json")
+        main = read_json_or_none(run_dir / "eval" / f"{model}.json")
         if model in out and main:
             for level, s in main["by_difficulty"].items():
                 out[model][int(level)] = s["pass@1"]
@@ -307,15 +307,10 @@ def _html(title: str, summary: dict[str, Any], tables: list[Table],
             f"{figs}{sample_html}</body></html>\n")
 
 
-def _save(fig: Any, path: Path) -> Path:
+def save_figure(fig: Any, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None

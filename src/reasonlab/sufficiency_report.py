@@ -22,6 +22,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from reasonlab.report import save_figure  # noqa: E402
+
 SAYS = {"rl": "RL pays off", "base": "improve the base", "neutral": "note"}
 ROWS = (("pass@1", "pass@1"), ("headroom", "headroom pass@n - pass@1"), ("learnable", "learnable (0 < solved < n)"),
         ("never", "never solved"), ("always", "always solved"), ("check_rate", "samples that check"),
@@ -95,7 +97,7 @@ def plot_coverage(result: dict[str, Any], path: Path) -> Path:
     ax.set_ylim(0, 1.05)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_outcomes(levels: dict[str, dict[str, float]], path: Path) -> Path:
@@ -111,7 +113,7 @@ def plot_outcomes(levels: dict[str, dict[str, float]], path: Path) -> Path:
     ax.set_ylabel("share of problems")
     ax.set_ylim(0, 1.0)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_behaviour(levels: dict[str, dict[str, float]], path: Path) -> Path:
@@ -147,7 +149,7 @@ def plot_control(control: dict[str, Any], path: Path) -> Path:
     right.set_ylim(0, 1.05)
     right.grid(alpha=0.3)
     right.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _grouped(levels: dict[str, dict[str, Any]], series: tuple[tuple[str, str], ...], ylabel: str, path: Path) -> Path:
@@ -162,7 +164,7 @@ def _grouped(levels: dict[str, dict[str, Any]], series: tuple[tuple[str, str], .
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 1.05)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _by_level(mapping: dict[Any, Any]) -> dict[str, Any]:
@@ -216,8 +218,3 @@ def _html(title: str, result: dict[str, Any], tables: list[Table], figures: list
             f"img{{max-width:100%}}</style></head><body>{body}</body></html>\n")
 
 
-def _save(fig: Any, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

@@ -32,8 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from reasonlab.config import DEFAULT_CONFIG, RunConfig, dump_config, load_config
 from reasonlab.errors import ConfigError, ReasonlabError, RunFolderError
 from reasonlab.experiments.sweep_report import cell_results, correlations, related_metrics, write_sweep_report
-from reasonlab.fileio import write_text_atomic
-from reasonlab.pipeline import run_main_job, validate
+from reasonlab.fileio import read_json_or_none, write_text_atomic
+from reasonlab.pipeline import first_difference, run_main_job, validate
 
 DEFAULT_SWEEP = DEFAULT_CONFIG.parent / "sweep.yaml"
 CELL_ERRORS = (ReasonlabError, FloatingPointError, RuntimeError)  # a cell failing this way does not stop the sweep
@@ -293,13 +293,13 @@ def check_out_dir(plan: Plan, out: Path) -> None:
         if out.exists() and any(out.iterdir()):
             raise RunFolderError(f"{out} is not empty and holds no sweep; choose another --out")
         return
-    old = _read_json(state_path) or {}
+    old = read_json_or_none(state_path) or {}
     if old.get("name") not in (None, plan.sweep.name):
         raise RunFolderError(f"{out} holds the sweep {old['name']!r}, not {plan.sweep.name!r}; choose another --out")
     for cell in plan.cells:
         path = cell_dir(out, cell) / "config.yaml"
         if path.is_file():
-            found = _first_difference(yaml.safe_load(path.read_text()) or {}, yaml.safe_load(dump_config(cell.config)))
+            found = first_difference(yaml.safe_load(path.read_text()) or {}, yaml.safe_load(dump_config(cell.config)))
             if found:
                 raise RunFolderError(f"{path.parent} ran with a different config ({found} differs): the sweep changed "
                                      "since; choose another --out or remove that cell folder")
@@ -312,7 +312,7 @@ def cell_dir(out: Path, cell: Cell) -> Path:
 def run_sweep(plan: Plan, out: Path, say: Say = lambda m: None, job_hooks: JobHooks | None = None) -> dict[str, Any]:
     """Run every unfinished cell in order, record each in sweep.json, then write the report; returns the state."""
     check_out_dir(plan, out)
-    previous = {c["name"]: c for c in (_read_json(out / "sweep.json") or {}).get("cells", [])}
+    previous = {c["name"]: c for c in (read_json_or_none(out / "sweep.json") or {}).get("cells", [])}
     state = new_state(plan)
     t0 = time.perf_counter()
     n = len(plan.cells)
@@ -400,18 +400,3 @@ def finished_row(cell: Cell, out: Path, wall_s: float | None) -> dict[str, Any]:
     return {**_identity(cell), "status": "finished", **results, "timings": {**results["timings"], "wall_s": wall_s}}
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-def _first_difference(old: Any, new: Any, path: str = "") -> str | None:
-    if isinstance(old, dict) and isinstance(new, dict):
-        for k in list(old) + [k for k in new if k not in old]:
-            found = _first_difference(old.get(k), new.get(k), f"{path}.{k}" if path else str(k))
-            if found:
-                return found
-        return None
-    return None if old == new else path or "config"

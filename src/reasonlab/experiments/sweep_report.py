@@ -18,7 +18,6 @@ cells with their errors. Usage:
 from __future__ import annotations
 
 import html
-import json
 import math
 import re
 from pathlib import Path
@@ -31,6 +30,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from reasonlab.evaluate.sufficiency import generation_verification_gap, level_metrics  # noqa: E402
+from reasonlab.fileio import read_json_or_none  # noqa: E402
 
 Row = dict[str, Any]
 Table = tuple[str, list[str], list[list[Any]]]  # (title, header, rows)
@@ -43,8 +43,8 @@ GAINS = ("pass@1", "pass@k")  # the two gains related to the base metrics
 def cell_results(folder: Path) -> dict[str, Any] | None:
     """k (samples per problem), base metrics, RL pass rates, gains (RL - base) and stage timings of a
     finished cell, from its summary.json and eval/base.json; None when either is missing."""
-    summary = _read_json(folder / "summary.json")
-    result = _read_json(folder / "eval" / "base.json")
+    summary = read_json_or_none(folder / "summary.json")
+    result = read_json_or_none(folder / "eval" / "base.json")
     if summary is None or result is None:
         return None
     rl = {k.removeprefix("rl/"): v for k, v in summary.items() if k.startswith("rl/") and "pass@" in k
@@ -78,13 +78,6 @@ def verification_gaps(summary: dict[str, Any]) -> dict[str, float | None]:
             gap = generation_verification_gap(best, p1, pn)
             out[f"gv_gap/{found[2]}"] = None if gap is None else round(gap, 4)
     return out
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
 
 
 # ---- rank correlation ---------------------------------------------------------------------------------
