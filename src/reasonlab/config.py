@@ -286,15 +286,20 @@ def dump_config(cfg: RunConfig) -> str:
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path, what: str = "config") -> Any:
+    """The parsed YAML file (any value); ConfigError naming the file (and line) if missing or malformed."""
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+        raise ConfigError(f"{what} file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"malformed YAML in {path}{where}: {getattr(err, 'problem', err)}") from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    raw = read_yaml(path)
     if raw is None:
         return {}
     if not isinstance(raw, dict):

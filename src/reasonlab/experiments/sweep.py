@@ -29,7 +29,7 @@ from typing import Any, Callable, ContextManager, Sequence
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from reasonlab.config import DEFAULT_CONFIG, RunConfig, dump_config, load_config
+from reasonlab.config import DEFAULT_CONFIG, RunConfig, dump_config, load_config, read_yaml
 from reasonlab.errors import ConfigError, ReasonlabError, RunFolderError
 from reasonlab.experiments.sweep_report import cell_results, correlations, related_metrics, write_sweep_report
 from reasonlab.fileio import read_json_or_none, write_text_atomic
@@ -132,14 +132,7 @@ def load_plan(path: str | Path | None = None, quick: bool = False) -> Plan:
 
 
 def read_sweep(source: Path) -> SweepConfig:
-    if not source.is_file():
-        raise ConfigError(f"sweep file not found: {source}")
-    try:
-        raw = yaml.safe_load(source.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"malformed YAML in {source}{where}: {getattr(err, 'problem', err)}") from None
+    raw = read_yaml(source, "sweep")
     if not isinstance(raw, dict):
         raise ConfigError(f"sweep file {source} must be a mapping of fields (name, base, set, grid, labels, quick)")
     try:
