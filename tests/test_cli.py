@@ -84,6 +84,24 @@ def test_different_run_in_same_folder_is_refused(tiny_run):
     assert (tiny_run / "config.yaml").read_text() == before
 
 
+def test_a_run_saved_before_a_config_field_existed_is_the_same_run(tmp_path):
+    import yaml
+
+    from reasonlab.config import dump_config, load_config
+    from reasonlab.errors import RunFolderError
+    from reasonlab.pipeline import prepare_run_dir
+
+    cfg = load_config(None)
+    saved = yaml.safe_load(dump_config(cfg))
+    del saved["rl"]["task_knobs"]  # written by a version without rl.task_knobs: it meant the default, {}
+    text = yaml.safe_dump(saved, sort_keys=False)
+    (tmp_path / "config.yaml").write_text(text)
+    prepare_run_dir(tmp_path, cfg)
+    assert (tmp_path / "config.yaml").read_text() == text  # kept as written
+    with pytest.raises(RunFolderError, match=r"rl\.task_knobs\.n_operands differs"):
+        prepare_run_dir(tmp_path, load_config(None, ["rl.task_knobs={n_operands: 3}"]))
+
+
 @pytest.mark.parametrize(
     "args, fragments",
     [

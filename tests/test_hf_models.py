@@ -282,3 +282,18 @@ def test_judge_commands_train_and_measure_a_prm_on_a_hugging_face_base(folders, 
     assert proc.returncode == 0, proc.stderr + proc.stdout
     metrics = json.loads((tmp_path / "eval.json").read_text())["metrics"]
     assert 0.0 <= metrics["f1"] <= 1.0 and 0.0 <= metrics["step_auroc"] <= 1.0
+
+
+def test_sufficiency_report_on_a_hugging_face_model(folders, tmp_path):
+    pytest.importorskip("reasoning_gym", reason="the gym task needs reasoning-gym: pip install 'reasonlab[gym]'")
+    out = tmp_path / "suff"
+    proc = reasonlab("sufficiency", "--model", str(folders["qwen2"]), "--task", "gym:chain_sum", "-n", "4",
+                     "--problems", "3", "--best-of", "2", "--control-steps", "1", "--max-new-tokens", "8",
+                     "--out", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    result = json.loads((out / "sufficiency.json").read_text())
+    assert result["task"] == "gym:chain_sum" and result["n"] == 4 and list(result["levels"]) == ["0"]
+    level = result["levels"]["0"]
+    assert level["learnable"] + level["never"] + level["always"] == pytest.approx(1.0)
+    assert result["judge"]["name"] == "likelihood" and len(result["control"]["outcome"]["pass_rate"]) == 1
+    assert (out / "sufficiency.md").is_file() and (out / "plots" / "coverage.png").is_file()

@@ -1,6 +1,7 @@
 """The RL loop on tiny random-init models: one update moves every parameter, a few dozen GRPO steps
 raise the reward, every algorithm runs, kill + resume equals an uninterrupted run, NaN stops cleanly."""
 
+import json
 import math
 
 import pytest
@@ -168,10 +169,23 @@ def test_nan_reward_stops_and_keeps_the_last_good_checkpoint(tmp_path, base_dir)
     ({"group_size": 1}, "rl.group_size"),
     ({"group_size": 1, "advantage": "rloo"}, "rl.group_size"),
     ({"minibatches": 5}, "rl.minibatches"),
+    ({"task_knobs": {"n_operands": 99}}, "rl.task_knobs"),
+    ({"task_knobs": {"operandz": 3}}, "rl.task_knobs"),
 ])
 def test_bad_rl_config_is_one_clear_error(rl, fragment):
     with pytest.raises(ConfigError, match=fragment.replace(".", r"\.")):
         validate_rl(tiny_cfg(**rl))
+
+
+def test_rl_task_knobs_train_at_another_difficulty(tmp_path, base_dir):
+    # the task is 2-operand sums; RL trains on 4 operands: every prompt is BOS "d+d+d+d=?" and a newline
+    cfg = tiny_cfg(steps=1, task_knobs={"n_operands": 4})
+    train_rl(cfg, tmp_path / "run", base_dir)
+    row = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
+    assert row["rl/prompt_tokens"] == 16 * 11 and row["rl/trained_tokens"] == 16 * 11 + row["rl/completion_tokens"]
+    train_rl(tiny_cfg(steps=1), tmp_path / "plain", base_dir)
+    plain = (tmp_path / "plain" / "metrics.jsonl").read_text().splitlines()[0]
+    assert json.loads(plain)["rl/prompt_tokens"] == 16 * 7
 
 
 def test_group_size_one_is_fine_without_a_group_baseline():

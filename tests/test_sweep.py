@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from reasonlab.errors import ConfigError
-from reasonlab.experiments.sweep import axis_keys, load_plan, value_label
+from reasonlab.experiments.sweep_plan import axis_keys, load_plan, value_label
 from reasonlab.experiments.sweep_report import average_ranks, spearman, verification_gaps
 
 TINY_SET = {

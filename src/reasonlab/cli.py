@@ -84,8 +84,7 @@ def rl(
     from reasonlab.config import load_config
     from reasonlab.models import load_policy
     from reasonlab.pipeline import prepare_run_dir, validate
-    from reasonlab.rl.trainer import check_base, prepare_policy, train_rl
-    from reasonlab.tasks import get_task
+    from reasonlab.rl.trainer import check_base, prepare_policy, rl_task, train_rl
 
     base_dir, run_cfg = resolve_model(base, prefer="base")
     if config is None and run_cfg is not None:
@@ -96,7 +95,7 @@ def rl(
         raise ReasonlabError("rl.steps: must be at least 1 for `reasonlab rl`")
     validate(cfg)
     policy = load_policy(base_dir, options=cfg.hf.model_dump())
-    check_base(cfg, policy, get_task(cfg.task.name, **cfg.task.knobs))  # before writing anything
+    check_base(cfg, policy, rl_task(cfg))  # before writing anything
     prepare_policy(cfg, policy)
     if cfg.rl.judge is not None:
         from reasonlab.judges.models import find_judge, load_judge

@@ -35,6 +35,8 @@ def sufficiency(
                               "judges), or a judge folder."),
     control_steps: int = typer.Option(30, "--control-steps", help="GRPO steps of each random-reward control "
                                       "run (0 skips the control)."),
+    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="Longest completion (default: "
+                                                 "the run's eval.max_new_tokens on its own task, else the task's)."),
     seed: int = typer.Option(0, "--seed"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: "
                                        "runs/sufficiency/<model name>_<task>)."),
@@ -59,7 +61,8 @@ def sufficiency(
         raise ReasonlabError(f"{out} already holds a sufficiency result; choose another --out")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ReasonlabError(f"{out} is not an empty folder; choose another --out")
-    for value, flag in ((n, "-n"), (problems, "--problems"), (best_of, "--best-of")):
+    for value, flag in ((n, "-n"), (problems, "--problems"), (best_of, "--best-of"),
+                        (max_new_tokens or 1, "--max-new-tokens")):
         if value < 1:
             raise ReasonlabError(f"{flag}: must be at least 1, got {value}")
     if best_of > n:
@@ -81,7 +84,8 @@ def sufficiency(
     settings = SufficiencySettings(n=n, n_problems=problems, best_of=best_of, control_steps=control_steps,
                                    temperature=cfg.eval.temperature if own_task else 1.0,
                                    top_p=cfg.eval.top_p if own_task else 1.0,
-                                   max_new_tokens=cfg.eval.max_new_tokens if own_task else the_task.max_new_tokens,
+                                   max_new_tokens=max_new_tokens or (cfg.eval.max_new_tokens if own_task
+                                                                     else the_task.max_new_tokens),
                                    batch_size=cfg.eval.batch_size)
     console.print(f"[bold]reasonlab sufficiency[/] {model_dir} on {task_name}, levels "
                   f"{', '.join(str(lv) for lv in level_list if lv is not None) or 'as given'} -> {out}")

@@ -30,7 +30,8 @@ def sweep(
                                        "runs/<name>-quick with --quick)."),
 ) -> None:
     """A grid of bases x the same RL recipe: RL gain against each base metric (resumable)."""
-    from reasonlab.experiments.sweep import load_plan, run_sweep
+    from reasonlab.experiments.sweep import run_sweep
+    from reasonlab.experiments.sweep_plan import load_plan
 
     plan = load_plan(config, quick=quick)
     out = out or plan.default_out
@@ -40,9 +41,14 @@ def sweep(
     print_results(state)
     console.print(f"report: {out / 'sweep.html'}  ({out / 'sweep.md'}, {out / 'sweep.json'})")
     failed = [r["name"] for r in state["cells"] if r["status"] == "failed"]
+    arms = [r["name"] for r in state["cells"] if "matched_error" in r]
     if failed:
         print(f"{len(failed)} of {len(state['cells'])} cells failed ({', '.join(failed)}): their errors are in "
               f"{out / 'sweep.json'}; rerun the same command to retry them", file=sys.stderr)
+    if arms:
+        print(f"more pretraining failed for {len(arms)} of {len(state['cells'])} cells ({', '.join(arms)}): their "
+              f"errors are in {out / 'sweep.json'}; rerun the same command to retry them", file=sys.stderr)
+    if failed or arms:
         raise SystemExit(1)
 
 
@@ -54,12 +60,17 @@ def _bars() -> Iterator[dict[str, Any]]:
 
 
 def print_results(state: dict[str, Any]) -> None:
-    from reasonlab.experiments.sweep_report import cells_table, correlation_table, k_label
+    from reasonlab.experiments.sweep_report import cells_table, correlation_table, k_label, matched_table
 
     kl = k_label(state["cells"])
     title, header, rows = cells_table(state, kl)
     _print_table(title, header[1:], [row[1:] for row in rows])  # the label columns name the cell
     _print_table(*correlation_table(state, kl))
+    matched = matched_table(state, kl)
+    if matched:  # the gains and winners (the budget and the times are in the report)
+        title, header, rows = matched
+        keep = [0, *range(4, len(header))]
+        _print_table(title, [header[i] for i in keep], [[row[i] for i in keep] for row in rows])
 
 
 def _print_table(title: str, header: list[str], rows: list[list[Any]]) -> None:

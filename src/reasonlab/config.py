@@ -106,6 +106,9 @@ class EvalConfig(_Strict):
 class RLConfig(_Strict):
     steps: int = Field(100, ge=0)
     """RL optimizer steps after pretraining (0 skips RL in `reasonlab run`)."""
+    task_knobs: dict[str, Any] = Field(default_factory=dict)
+    """Task knobs for RL only, over task.knobs: e.g. {n_operands: 3} post-trains at another difficulty than the
+    base was pretrained and is evaluated at (the sweep's edge-of-competence study)."""
     advantage: str = "grpo"
     """Advantage estimator (rl/advantages.py): grpo, dr_grpo, rloo, reinforce_pp, reinforce_pp_baseline, gae (PPO)."""
     std_scaling: Literal["group", "batch", "none"] = "group"

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import yaml
 
-from reasonlab.config import RunConfig, dump_config
+from reasonlab.config import RunConfig, config_from_dict, dump_config
 from reasonlab.errors import ConfigError, RunFolderError
 from reasonlab.evaluate.passk import headline_ks
 from reasonlab.evaluate.runner import SamplingParams, evaluate_policy
@@ -49,20 +49,29 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig) -> None:
     """Validate, then create the folder and write config.yaml, or check that it holds this same run."""
     validate(cfg)
     path = run_dir / "config.yaml"
-    text = dump_config(cfg)
     if path.is_file():
-        old = yaml.safe_load(path.read_text()) or {}
-        new = yaml.safe_load(text)
-        if old != new:
-            field = first_difference(old, new) or "config"
+        field = config_difference(path, cfg)
+        if field is not None:
             raise RunFolderError(
-                f"{run_dir} already holds a different run ({field} differs); choose another --out or remove it"
+                f"{run_dir} already holds a different run ({field or 'config'} differs); choose another --out or "
+                "remove it"
             )
         return
     if run_dir.exists() and any(run_dir.iterdir()):
         raise RunFolderError(f"{run_dir} is not empty and holds no reasonlab run; choose another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, text)
+    write_text_atomic(path, dump_config(cfg))
+
+
+def config_difference(path: Path, cfg: RunConfig) -> str | None:
+    """The first field where the run config saved at `path` differs from `cfg`, None for the same run. The saved
+    file is read through today's schema, so a field added since then, at its default, is no difference."""
+    saved = yaml.safe_load(path.read_text()) or {}
+    try:
+        saved = yaml.safe_load(dump_config(config_from_dict(saved, str(path))))
+    except ConfigError:
+        pass  # a field since renamed or removed: compare the file as written
+    return first_difference(saved, yaml.safe_load(dump_config(cfg)))
 
 
 def run_main_job(cfg: RunConfig, run_dir: Path, say: Progress = lambda msg: None,

@@ -10,6 +10,8 @@ cosine decay, global gradient clipping. Departs from nanoGPT's train.py only in 
 short documents and the loss mask. Usage:
 
     reasonlab pretrain --config configs/default.yaml --out runs/base
+
+`continue_pretraining` trains a finished base further (the sweep's compute-matched arm).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import torch.nn.functional as F
 
 from reasonlab.checkpointing import TrainState, latest_state, save_state
 from reasonlab.config import RunConfig
+from reasonlab.errors import RunFolderError
 from reasonlab.models import CharTokenizer, TinyPolicy, TransformerConfig, save_policy
 from reasonlab.tasks import Task, get_task
 from reasonlab.tracking import MetricsLogger, truncate_after
@@ -112,30 +115,91 @@ def pretrain(
 ) -> TinyPolicy:
     """Train a base model as `cfg` says, in `run_dir`; resumes from its last checkpoint if there is one."""
     pc = cfg.pretrain
-    task = get_task(cfg.task.name, **cfg.task.knobs)
-    tok = CharTokenizer()
-    model_cfg = TransformerConfig(vocab_size=tok.vocab_size, **cfg.model.model_dump())
-    policy = TinyPolicy.create(model_cfg, seed=cfg.seed)
-    module = policy.module
-    opt = make_optimizer(module, pc.lr, pc.weight_decay)
+    policy, opt = new_model(cfg)
     ckpt_dir = run_dir / "checkpoints" / "pretrain"
-    resumed = latest_state(ckpt_dir, module, opt)
-    start = resumed[0].step if resumed else 0
-    metrics_path = run_dir / "metrics.jsonl"
-    truncate_after(metrics_path, start, prefixes=("train/", "eval/"))
+    resumed = latest_state(ckpt_dir, policy.module, opt)
+    steps = total_steps(cfg)
+    schedule = Schedule(start=resumed[0].step if resumed else 0, steps=steps, peak=pc.lr,
+                        warmup=pc.warmup_steps, min_ratio=pc.min_lr_ratio)
+    train_steps(cfg, policy, opt, schedule, run_dir, ckpt_dir, on_step)
+    save_policy(policy, run_dir / "base")
+    return policy
 
+
+def continue_pretraining(
+    cfg: RunConfig, base_run: Path, run_dir: Path, extra_tokens: int, peak_lr: float | None = None,
+    on_step: Callable[[int, int, dict[str, float]], None] | None = None,
+) -> TinyPolicy:
+    """More pretraining of the finished base in `base_run`: from its final weights and optimizer state,
+    `extra_tokens` more tokens of the same corpus (windows it has not drawn: the batch index continues
+    after the base's last step), on the base's schedule replayed over the extra steps: linear warm-up
+    (the base's warmup_steps, at most a tenth of the extra steps) to `peak_lr` (default pretrain.lr), then
+    cosine decay to the base's final learning rate. Writes `run_dir`/model; resumes from
+    `run_dir`/checkpoints/pretrain. RunFolderError if the base's pretraining has not finished."""
+    pc = cfg.pretrain
+    policy, opt = new_model(cfg)
+    ckpt_dir = run_dir / "checkpoints" / "pretrain"
+    base_steps = total_steps(cfg)
+    resumed = latest_state(ckpt_dir, policy.module, opt)
+    if resumed is None:
+        found = latest_state(base_run / "checkpoints" / "pretrain", policy.module, opt)
+        if found is None or found[0].step != base_steps:
+            raise RunFolderError(f"{base_run}: the base's pretraining has not finished (no checkpoint at its last "
+                                 f"step, {base_steps}); run it first")
+    steps = max(1, extra_tokens // (pc.batch_size * pc.seq_len))
+    peak = peak_lr if peak_lr is not None else pc.lr
+    schedule = Schedule(start=resumed[0].step if resumed else 0, steps=steps, peak=peak,
+                        warmup=min(pc.warmup_steps, steps // 10), min_ratio=pc.lr * pc.min_lr_ratio / peak,
+                        batch_offset=base_steps)
+    train_steps(cfg, policy, opt, schedule, run_dir, ckpt_dir, on_step)
+    save_policy(policy, run_dir / "model")
+    return policy
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Which steps a training call runs and at what learning rate (lr_at): steps `start` .. `steps` - 1,
+    batch windows drawn at index `batch_offset` + step."""
+
+    start: int
+    steps: int
+    peak: float
+    warmup: int
+    min_ratio: float
+    batch_offset: int = 0
+
+    def lr(self, step: int) -> float:
+        return lr_at(step, self.steps, self.peak, self.warmup, self.min_ratio)
+
+
+def new_model(cfg: RunConfig) -> tuple[TinyPolicy, torch.optim.AdamW]:
+    """A freshly initialised model (seeded by cfg.seed) and its optimizer."""
+    tok = CharTokenizer()
+    policy = TinyPolicy.create(TransformerConfig(vocab_size=tok.vocab_size, **cfg.model.model_dump()), seed=cfg.seed)
+    return policy, make_optimizer(policy.module, cfg.pretrain.lr, cfg.pretrain.weight_decay)
+
+
+def train_steps(cfg: RunConfig, policy: TinyPolicy, opt: torch.optim.AdamW, schedule: Schedule, run_dir: Path,
+                ckpt_dir: Path, on_step: Callable[[int, int, dict[str, float]], None] | None) -> None:
+    """The training loop: the schedule's steps on the task corpus, with metrics, held-out loss and checkpoints."""
+    pc = cfg.pretrain
+    task = get_task(cfg.task.name, **cfg.task.knobs)
+    tok = policy.tokenizer
+    module = policy.module
+    metrics_path = run_dir / "metrics.jsonl"
+    truncate_after(metrics_path, schedule.start, prefixes=("train/", "eval/"))
     train = build_stream(task, cfg, "train", pc.corpus_docs, cfg.seed, tok)
     held_out = build_stream(task, cfg, "test", max(64, pc.corpus_docs // 50), cfg.seed + 1, tok)
-    steps = total_steps(cfg)
+    steps = schedule.steps
     tokens_per_step = pc.batch_size * pc.seq_len
     module.train()
     with MetricsLogger(metrics_path, run_dir / "tb" if cfg.tracking.tensorboard else None) as log:
         t_last, window_steps = time.perf_counter(), 0
-        for step in range(start, steps):
-            lr = lr_at(step, steps, pc.lr, pc.warmup_steps, pc.min_lr_ratio)
+        for step in range(schedule.start, steps):
+            lr = schedule.lr(step)
             for group in opt.param_groups:
                 group["lr"] = lr
-            x, y, w = get_batch(train, pc.batch_size, pc.seq_len, cfg.seed, step)
+            x, y, w = get_batch(train, pc.batch_size, pc.seq_len, cfg.seed, schedule.batch_offset + step)
             loss = masked_loss(policy.logits(x), y, w)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"pretraining diverged at step {step + 1} (loss {loss.item()}); "
@@ -161,8 +225,6 @@ def pretrain(
             if done % pc.checkpoint_every == 0 or done == steps:
                 save_state(ckpt_dir, TrainState(step=done), module, opt)
     module.eval()
-    save_policy(policy, run_dir / "base")
-    return policy
 
 
 @torch.no_grad()

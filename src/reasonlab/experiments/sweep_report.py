@@ -6,10 +6,11 @@ eval/base.json), its generation-verification gaps when the judges ran (summary.j
 model's pass rates and the gains (RL - base) from summary.json, and the stage timings.
 
 Plots: the RL gain in pass@1, and in pass@k (k = the eval's samples per problem), against each base metric,
-one scatter panel per metric with every finished cell as a labelled point. Tables: the cells (values,
+one scatter panel per metric with every finished cell as a labelled point; with the compute-matched arm
+(experiments/matched.py), RL's gain and more pretraining's gain at the same cost against the base's pass@1. Tables: the cells (values,
 base and RL pass rates, gains, wall time), the Spearman rank correlation of each base metric with each
 gain (ties get their average rank; written here with numpy, scipy is not a dependency), and the failed
-cells with their errors. Usage:
+cells with their errors, pass@1 by difficulty level (base -> RL) (and the compute-matched table: both gains per cell and which is larger). Usage:
 
     from reasonlab.experiments.sweep_report import write_sweep_report
     write_sweep_report(Path("runs/sweep"), json.loads(Path("runs/sweep/sweep.json").read_text()))
@@ -221,8 +222,85 @@ def correlation_table(state: dict[str, Any], kl: str) -> Table:
             ["base metric", "rho with gain in pass@1", f"rho with gain in {kl}", "cells"], rows)
 
 
+def levels_table(state: dict[str, Any]) -> Table | None:
+    """Pass@1 of the base and the RL model at the main level and at each extra eval level, per cell."""
+    done = finished(state["cells"])
+    levels = sorted({int(m[1]) for r in done for k in r["base"] if (m := re.fullmatch(r"d(\d+)/pass@1", k))})
+    if not levels:
+        return None
+    keys = ["pass@1", *(f"d{level}/pass@1" for level in levels)]
+    rows = [[r["name"], *(_change(r["base"].get(k), r["rl"].get(k)) for k in keys)] for r in done]
+    return ("Pass@1 by difficulty level: base -> RL (gain)", ["cell", "main level", *(f"level {x}" for x in levels)],
+            rows)
+
+
+def _change(before: float | None, after: float | None) -> str:
+    if before is None or after is None:
+        return "n/a"
+    return f"{before:.3f} -> {after:.3f} ({after - before:+.3f})"
+
+
+def matched_rows(rows: Sequence[Row]) -> list[Row]:
+    return [r for r in finished(rows) if "more_gain" in r]
+
+
+def matched_table(state: dict[str, Any], kl: str) -> Table | None:
+    """RL against more pretraining at the same cost, per cell: the budget, the wall times, both gains."""
+    done = matched_rows(state["cells"])
+    if not done:
+        return None
+    compute = done[0]["matched"]["compute"]
+    header = ["cell", "extra pretraining tokens", "RL (s)", "more pretraining (s)", "gain pass@1 RL",
+              "gain pass@1 more pretraining", f"gain {kl} RL", f"gain {kl} more pretraining", "pass@1 winner",
+              f"{kl} winner"]
+    rows = []
+    for r in done:
+        pk = f"pass@{r['k']}"
+        gains = [gain(r, "pass@1"), r["more_gain"].get("pass@1"), gain(r, "pass@k"), r["more_gain"].get(pk)]
+        m = r["matched"]
+        rows.append([r["label"], m["extra_tokens"], m["rl_s"], m.get("more_pretrain_s"), *(_fmt(g) for g in gains),
+                     _winner(gains[0], gains[1]), _winner(gains[2], gains[3])])
+    return (f"Compute-matched: RL against more pretraining of the same base ({compute}-matched)", header, rows)
+
+
+def _winner(rl: float | None, more: float | None) -> str:
+    if rl is None or more is None:
+        return "n/a"
+    return "tie" if rl == more else ("RL" if rl > more else "more pretraining")
+
+
+def plot_matched(rows: Sequence[Row], kl: str, path: Path) -> Path:
+    """Two panels (gain in pass@1, in pass@k) against the base's pass@1: RL (circles) and more pretraining at
+    the same cost (squares), a line joining the two of each cell."""
+    done = matched_rows(rows)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    for ax, which in zip(axes, GAINS):
+        for i, r in enumerate(done):
+            x = base_value(r, "pass@1")
+            key = f"pass@{r['k']}" if which == "pass@k" else which
+            ys = gain(r, which), r["more_gain"].get(key)
+            if not _finite(x) or not all(_finite(y) for y in ys):
+                continue
+            ax.plot([x, x], ys, color=f"C{i % 10}", linewidth=0.8)
+            ax.scatter([x], [ys[0]], marker="o", color=f"C{i % 10}", label="RL" if i == 0 else None)
+            ax.scatter([x], [ys[1]], marker="s", facecolor="none", edgecolor=f"C{i % 10}",
+                       label="more pretraining" if i == 0 else None)
+            ax.annotate(r["label"], (x, max(ys)), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        ax.axhline(0, color="gray", linewidth=0.6)
+        ax.set_xlabel("base pass@1", fontsize=8)
+        ax.set_ylabel(f"gain in {kl if which == 'pass@k' else which}", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def failed_table(state: dict[str, Any]) -> Table | None:
     rows = [[r["name"], r.get("error", "")] for r in state["cells"] if r["status"] == "failed"]
+    rows += [[f"{r['name']} (more pretraining)", r["matched_error"]] for r in state["cells"] if "matched_error" in r]
     return ("Failed cells (rerun the sweep to retry them)", ["cell", "error"], rows) if rows else None
 
 
@@ -239,8 +317,11 @@ def write_sweep_report(out: Path, state: dict[str, Any]) -> Path:
             label = kl if which == "pass@k" else which
             figures.append((f"RL gain in {label} against each base metric",
                             plot_gain(state["cells"], metrics, which, kl, corr, out / "plots" / f"{stem}.png")))
+        if matched_rows(state["cells"]):
+            figures.append(("RL against more pretraining at the same cost",
+                            plot_matched(state["cells"], kl, out / "plots" / "matched.png")))
     tables = [cells_table(state, kl), correlation_table({**state, "correlations": corr}, kl)]
-    tables += [t for t in (failed_table(state),) if t]
+    tables += [t for t in (levels_table(state), matched_table(state, kl), failed_table(state)) if t]
     intro = _intro(state)
     (out / "sweep.md").write_text(_markdown(state["name"], intro, tables, figures))
     (out / "sweep.html").write_text(_html(state["name"], intro, tables, figures))

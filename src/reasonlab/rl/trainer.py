@@ -78,12 +78,21 @@ def validate_rl(cfg: RunConfig) -> None:
     get_aggregation(rc.aggregation)
     get_kl_estimator(rc.kl_estimator)
     check_rewards(rc.rewards, rc.judge)
+    rl_task(cfg)
     if needs_groups(rc.advantage) and rc.group_size < 2:
         raise ConfigError(f"rl.group_size: {rc.advantage} needs groups of at least 2 completions "
                           f"(a group baseline of one sample is the sample itself), got {rc.group_size}")
     if rc.minibatches > rc.prompts_per_step:
         raise ConfigError(f"rl.minibatches: {rc.minibatches} is more than rl.prompts_per_step "
                           f"({rc.prompts_per_step}); a minibatch holds whole groups")
+
+
+def rl_task(cfg: RunConfig) -> Task:
+    """The task RL trains on: task.knobs with rl.task_knobs over them (ConfigError naming a bad knob)."""
+    try:
+        return get_task(cfg.task.name, **{**cfg.task.knobs, **cfg.rl.task_knobs})
+    except ConfigError as err:
+        raise ConfigError(f"rl.task_knobs: {err}") if cfg.rl.task_knobs else err from None
 
 
 def make_learner(cfg: RunConfig, policy: Policy, reference: Policy | None = None) -> Learner:
@@ -309,7 +318,7 @@ def train_rl(cfg: RunConfig, run_dir: Path, base_dir: Path,
     """RL from the policy in `base_dir` (or `policy`, that base already loaded: it is trained in place),
     in `run_dir` (resumes from checkpoints/rl); saves run_dir/rl."""
     rc = cfg.rl
-    task = get_task(cfg.task.name, **cfg.task.knobs)
+    task = rl_task(cfg)
     policy = policy if policy is not None else load_policy(base_dir, options=cfg.hf.model_dump())
     check_base(cfg, policy, task)
     prepare_policy(cfg, policy)
