@@ -12,7 +12,7 @@ Only real tokens count, not padding: the builtin sampler keeps decoding a batch 
 completion ends, so it executes more than this (which the wall-clock matching sees).
 `compute: wall` matches wall-clock time instead: RL's seconds x the base's pretraining throughput (tokens
 per second of its own pretraining stage). On a CPU, where sampling runs far below the machine's FLOP rate,
-a wall-matched arm gets 1.2-4.6x the tokens of a FLOPs-matched one (configs/sweep.yaml's cells).
+a wall-matched arm gets 1.1-4.6x the tokens of a FLOPs-matched one (configs/sweep.yaml's cells).
 
 More pretraining (pretrain.continue_pretraining): the base's final weights and optimizer state, the same
 corpus (new windows), the base's schedule replayed over the extra steps (re-warmed to `peak_lr`, default
@@ -47,7 +47,7 @@ class MatchedConfig(BaseModel):
     """Learning rate the extra pretraining re-warms to (None = the base's pretrain.lr)."""
 
 
-def rl_compute(rows: list[dict[str, Any]], rc: RLConfig) -> dict[str, float]:
+def rl_compute(rows: list[dict[str, Any]], rc: RLConfig) -> dict[str, int]:
     """Tokens RL sampled and trained on, and its cost in pretraining tokens (FLOPs / 6N), from the RL rows
     of metrics.jsonl (one per step: rl/prompt_tokens, rl/completion_tokens, rl/trained_tokens)."""
     on_policy = rc.num_iterations == 1 and rc.minibatches == 1
@@ -102,7 +102,7 @@ def run_matched(cfg: RunConfig, cell: Path, mc: MatchedConfig, say: Callable[[st
     arm = arm_dir(cell, mc)
     if arm_finished(cell, mc):
         return arm_row(read_json_or_none(arm / "matched.json") or {}, read_json_or_none(cell / "summary.json") or {})
-    check_settings(arm, mc)
+    check_settings(cell, mc)
     plan = matched_tokens(cell, cfg, mc)
     arm.mkdir(exist_ok=True)
     write_text_atomic(arm / "matched.json", json.dumps({"settings": mc.model_dump(), **plan}, indent=1) + "\n")
