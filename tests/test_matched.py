@@ -10,7 +10,7 @@ import torch
 
 from reasonlab.config import RLConfig, config_from_dict, load_config
 from reasonlab.errors import ConfigError, RunFolderError
-from reasonlab.experiments.matched import rl_compute, rl_rows
+from reasonlab.experiments.matched import MatchedConfig, rl_compute, rl_rows, run_matched
 from reasonlab.pretrain import continue_pretraining, pretrain, total_steps
 from reasonlab.tracking import read_metrics
 from test_sweep import SHORTCUT, assert_one_line_error, reasonlab, write_sweep
@@ -120,6 +120,9 @@ def test_a_sweep_with_the_matched_arm(tmp_path):
     changed = write_sweep(tmp_path, grid={"pretrain.lr": [0.003, 0.001]}, matched={"peak_lr": 0.01})
     assert_one_line_error(reasonlab("sweep", "--config", str(changed), "--out", str(out)), "more_pretraining_flops",
                           "other matched settings")
+    cell = out / "cells" / "lr-0.003"
+    with pytest.raises(RunFolderError, match="other matched settings"):
+        run_matched(load_config(cell / "config.yaml"), cell, MatchedConfig(peak_lr=0.01))
     assert arm.stat().st_mtime_ns == before
 
 

@@ -100,9 +100,9 @@ def run_matched(cfg: RunConfig, cell: Path, mc: MatchedConfig, say: Callable[[st
     from reasonlab.pretrain import continue_pretraining
 
     arm = arm_dir(cell, mc)
+    check_settings(cell, mc)
     if arm_finished(cell, mc):
         return arm_row(read_json_or_none(arm / "matched.json") or {}, read_json_or_none(cell / "summary.json") or {})
-    check_settings(cell, mc)
     plan = matched_tokens(cell, cfg, mc)
     arm.mkdir(exist_ok=True)
     write_text_atomic(arm / "matched.json", json.dumps({"settings": mc.model_dump(), **plan}, indent=1) + "\n")
