@@ -261,6 +261,8 @@ def test_cli_bad_input_is_one_line(tiny_base, tmp_path, monkeypatch, capsys):
     assert_one_line(*cli(monkeypatch, capsys, *args, "--model", str(tiny_base), "--task", "nope")[::2], "nope")
     assert_one_line(*cli(monkeypatch, capsys, *args, "--model", str(tiny_base), "--knob", "colour=3")[::2], "colour")
     assert_one_line(*cli(monkeypatch, capsys, *args, "--model", str(tiny_base), "--levels", "3,x")[::2], "--levels")
+    assert_one_line(*cli(monkeypatch, capsys, *args, "--model", str(tiny_base), "--max-new-tokens", "0")[::2],
+                    "--max-new-tokens")
     assert_one_line(*cli(monkeypatch, capsys, *args, "--model", str(tmp_path / "missing"), "--task", "arith")[::2],
                     "missing")
     short = tmp_path / "short"  # a model whose context cannot hold the task's prompt and completion
@@ -269,3 +271,14 @@ def test_cli_bad_input_is_one_line(tiny_base, tmp_path, monkeypatch, capsys):
                                         max_seq_len=32), seed=0).save(short)
     assert_one_line(*cli(monkeypatch, capsys, *args, "--model", str(short), "--task", "arith")[::2], "max_seq_len")
     assert not (tmp_path / "never").exists()
+
+
+def test_the_random_reward_control_trains_at_the_measured_level():
+    from reasonlab.config import load_config
+    from reasonlab.evaluate.sufficiency_run import _control_config
+    from reasonlab.rl.trainer import rl_task
+
+    run = load_config(None, ["rl.task_knobs={n_operands: 3}"])  # a run whose RL trained off its level
+    control = _control_config(run, "arith", {**run.task.knobs, "n_operands": 7}, seed=0, steps=2)("random")
+    assert control.rl.task_knobs == {} and rl_task(control).knobs["n_operands"] == 7
+    assert control.rl.steps == 2 and control.rl.rewards == {"random": 1.0}

@@ -62,7 +62,7 @@ def sufficiency(
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ReasonlabError(f"{out} is not an empty folder; choose another --out")
     for value, flag in ((n, "-n"), (problems, "--problems"), (best_of, "--best-of"),
-                        (max_new_tokens or 1, "--max-new-tokens")):
+                        (1 if max_new_tokens is None else max_new_tokens, "--max-new-tokens")):
         if value < 1:
             raise ReasonlabError(f"{flag}: must be at least 1, got {value}")
     if best_of > n:
@@ -84,8 +84,8 @@ def sufficiency(
     settings = SufficiencySettings(n=n, n_problems=problems, best_of=best_of, control_steps=control_steps,
                                    temperature=cfg.eval.temperature if own_task else 1.0,
                                    top_p=cfg.eval.top_p if own_task else 1.0,
-                                   max_new_tokens=max_new_tokens or (cfg.eval.max_new_tokens if own_task
-                                                                     else the_task.max_new_tokens),
+                                   max_new_tokens=max_new_tokens if max_new_tokens is not None else
+                                   cfg.eval.max_new_tokens if own_task else the_task.max_new_tokens,
                                    batch_size=cfg.eval.batch_size)
     console.print(f"[bold]reasonlab sufficiency[/] {model_dir} on {task_name}, levels "
                   f"{', '.join(str(lv) for lv in level_list if lv is not None) or 'as given'} -> {out}")

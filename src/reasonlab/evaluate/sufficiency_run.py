@@ -193,7 +193,7 @@ def _control_config(rl_config: Any, task_name: str, knobs: Mapping[str, Any], se
 
     raw = rl_config.model_dump(mode="json")
     raw.update(seed=seed, task={"name": task_name, "knobs": dict(knobs)})
-    raw["rl"].update(steps=steps, judge=None, checkpoint_every=steps)
+    raw["rl"].update(steps=steps, judge=None, checkpoint_every=steps, task_knobs={})  # RL at the main level
     raw["tracking"]["tensorboard"] = False
     return lambda reward: config_from_dict({**raw, "rl": {**raw["rl"], "rewards": {reward: 1.0}}}, "control")
 
