@@ -8,7 +8,7 @@ import platform
 import statistics
 import subprocess
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -33,7 +33,14 @@ def median_seconds(fn: Callable[[], object], repeats: int) -> float:
 def machine() -> str:
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        model = next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")), "")
+        model = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in out.splitlines()
+                if line.startswith("Model name")
+            ),
+            "",
+        )
     except OSError:
         model = platform.processor()
     return f"{model or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"

@@ -36,8 +36,16 @@ OUT = Path(__file__).parent / "out" / "hf_sampling.json"
 
 def problems(count: int) -> list[Problem]:
     """Prompts of different lengths, so the batch is left-padded."""
-    return [Problem(id=str(i), task="bench", prompt=f"Compute {(i * 7919) % 10 ** (1 + i % 6)} + {i * 31}." + " ok" * (i % 7),
-                    answer="", difficulty=0) for i in range(count)]
+    return [
+        Problem(
+            id=str(i),
+            task="bench",
+            prompt=f"Compute {(i * 7919) % 10 ** (1 + i % 6)} + {i * 31}." + " ok" * (i % 7),
+            answer="",
+            difficulty=0,
+        )
+        for i in range(count)
+    ]
 
 
 def main() -> None:
@@ -49,7 +57,9 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--quiet-wait", type=float, default=10.0)
     args = ap.parse_args()
-    folder = build_tiny_hf(Path(tempfile.mkdtemp()) / "qwen2", "qwen2", seed=0, hidden=args.hidden, layers=args.layers)
+    folder = build_tiny_hf(
+        Path(tempfile.mkdtemp()) / "qwen2", "qwen2", seed=0, hidden=args.hidden, layers=args.layers
+    )
     builtin = load_policy(folder)
     builtin.tokenizer.eos_ids = (-1,)  # never sampled: every row runs the full length
     hf_backend = load_policy(folder, options={"sampler": "hf"})
@@ -73,8 +83,17 @@ def main() -> None:
 
     def run_generate() -> None:
         with torch.inference_mode():
-            out = model.generate(input_ids=ids, attention_mask=mask, do_sample=True, max_new_tokens=L,
-                                 min_new_tokens=L, top_k=0, top_p=1.0, temperature=1.0, pad_token_id=pad)
+            out = model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                do_sample=True,
+                max_new_tokens=L,
+                min_new_tokens=L,
+                top_k=0,
+                top_p=1.0,
+                temperature=1.0,
+                pad_token_id=pad,
+            )
         assert out.shape[1] == width + L
 
     runs = {"builtin": run_builtin, "hf": run_hf_backend, "generate": run_generate}
@@ -85,8 +104,16 @@ def main() -> None:
         for name, fn in runs.items():
             wait_quiet(args.quiet_wait)
             times[name].append(timed(fn))
-    result = {"machine": machine(), "date": str(date.today()), "batch": n, "new_tokens": L,
-              "params": builtin.num_parameters(), "prompt_width": width, "hidden": args.hidden, "layers": args.layers}
+    result = {
+        "machine": machine(),
+        "date": str(date.today()),
+        "batch": n,
+        "new_tokens": L,
+        "params": builtin.num_parameters(),
+        "prompt_width": width,
+        "hidden": args.hidden,
+        "layers": args.layers,
+    }
     for name, rs in times.items():
         result[f"{name}_tokens_per_s"] = n * L / statistics.median(w for w, _ in rs)
         result[f"{name}_runs_s"] = [round(w, 4) for w, _ in rs]
@@ -94,10 +121,17 @@ def main() -> None:
     result["builtin_vs_generate"] = result["builtin_tokens_per_s"] / result["generate_tokens_per_s"]
     OUT.parent.mkdir(exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"| sampler | tokens/s (median of {args.repeats}) | other processes (cores) |\n|---|---|---|")
+    print(
+        f"| sampler | tokens/s (median of {args.repeats}) | other processes (cores) |\n|---|---|---|"
+    )
     for name in runs:
-        print(f"| {name} | {result[f'{name}_tokens_per_s']:.0f} | {result[f'{name}_foreign_cores']:.2f} |")
-    print(f"builtin / generate = {result['builtin_vs_generate']:.2f}x; {result['params']:,} parameters; {result['machine']}")
+        print(
+            f"| {name} | {result[f'{name}_tokens_per_s']:.0f} | {result[f'{name}_foreign_cores']:.2f} |"
+        )
+    print(
+        f"builtin / generate = {result['builtin_vs_generate']:.2f}x; "
+        f"{result['params']:,} parameters; {result['machine']}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Gold self-consistency of the math answer checker (tasks/math.py + tasks/mathcheck.py).
 
-Every reference answer of every shared benchmark file (aime24, aime25, amc23, math500, gsm8k) is fed
+Every reference answer of every shipped benchmark file (aime24, aime25, amc23, math500, gsm8k) is fed
 back as a model output "... Therefore, the final answer is $\\boxed{<answer>}$." and judged by the
 task's `verify`. The answer is written as the FILE writes it (AIME "025", AMC "27.0", GSM8K's text
 after "#### " with its commas), so the run checks the reading of the files and math-verify's
@@ -10,7 +10,8 @@ Two controls: golds that math-verify reads only as text (no value: those can mat
 and a false-accept probe, where each row is answered with the next row's gold (skipped where the
 two golds are the same string), which must be WRONG.
 
-Run: python benchmarks/math_gold.py [--data-dir ../shared/data] [--timeout 5] [--json PATH]
+Run: python benchmarks/math_gold.py [--data-dir DIR] [--timeout 5] [--json PATH]
+(data folder: --data-dir, else $REASONLAB_DATA_DIR, else the files shipped in reasonlab/data/)
 """
 
 from __future__ import annotations
@@ -26,10 +27,8 @@ from pathlib import Path
 from reasonlab.tasks.base import get_task
 from reasonlab.tasks.math import MathTask
 from reasonlab.tasks.mathcheck import parse_gold, shared_checker
-from reasonlab.tasks.mathdata import DATA_DIR_ENV
 from reasonlab.types import Outcome
 
-ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ("aime24", "aime25", "amc23", "math500", "gsm8k")
 
 
@@ -39,7 +38,9 @@ def raw_answers(path: Path) -> dict[int, str]:
     for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
         if line.strip():
             value = json.loads(line)["answer"]
-            answers[number] = value.rpartition("####")[2].strip() if isinstance(value, str) else str(value)
+            answers[number] = (
+                value.rpartition("####")[2].strip() if isinstance(value, str) else str(value)
+            )
     return answers
 
 
@@ -58,17 +59,32 @@ def check_file(task: MathTask) -> dict[str, object]:
         verdict = task.verify(problem, model_output(written))
         counts[verdict.outcome] += 1
         if verdict.outcome is not Outcome.CORRECT:
-            failures.append({"id": problem.id, "gold": written, "outcome": verdict.outcome.value,
-                             "extracted": verdict.answer})
+            failures.append(
+                {
+                    "id": problem.id,
+                    "gold": written,
+                    "outcome": verdict.outcome.value,
+                    "extracted": verdict.answer,
+                }
+            )
     wall = time.perf_counter() - start
     rows = len(task.problems)
     accepted = false_accepts(task)
     return {
-        "file": task.path.name, "rows": rows, "skipped": len(task.skipped),
-        "correct_pct": 100.0 * counts[Outcome.CORRECT] / rows, "wrong": counts[Outcome.WRONG],
-        "malformed": counts[Outcome.MALFORMED], "wall_s": wall, "ms_per_check": 1000 * wall / rows,
-        "gold_text_only": sum(all(isinstance(v, str) for v in parse_gold(p.answer)) for p in task.problems),
-        "probes": accepted["probes"], "false_accepts": accepted["accepted"], "failures": failures,
+        "file": task.path.name,
+        "rows": rows,
+        "skipped": len(task.skipped),
+        "correct_pct": 100.0 * counts[Outcome.CORRECT] / rows,
+        "wrong": counts[Outcome.WRONG],
+        "malformed": counts[Outcome.MALFORMED],
+        "wall_s": wall,
+        "ms_per_check": 1000 * wall / rows,
+        "gold_text_only": sum(
+            all(isinstance(v, str) for v in parse_gold(p.answer)) for p in task.problems
+        ),
+        "probes": accepted["probes"],
+        "false_accepts": accepted["accepted"],
+        "failures": failures,
     }
 
 
@@ -112,7 +128,12 @@ def markdown(results: list[dict[str, object]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=os.environ.get(DATA_DIR_ENV) or str(ROOT.parent / "shared" / "data"))
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="benchmark folder (default: $REASONLAB_DATA_DIR, "
+        "else the files shipped with reasonlab)",
+    )
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds per answer check")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
@@ -121,9 +142,14 @@ def main() -> None:
     start = time.perf_counter()
     shared_checker().start()
     start_s = time.perf_counter() - start
-    results = [check_file(get_task(name, data_dir=args.data_dir, timeout=args.timeout)) for name in BENCHMARKS]
+    results = [
+        check_file(get_task(name, data_dir=args.data_dir, timeout=args.timeout))
+        for name in BENCHMARKS
+    ]
 
-    print(f"machine: {cpu_name()}; load average {os.getloadavg()[0]:.2f}; checker worker start {start_s:.2f} s")
+    print(
+        f"machine: {cpu_name()}; load average {os.getloadavg()[0]:.2f}; checker worker start {start_s:.2f} s"
+    )
     print(markdown(results))
     for r in results:
         for failure in r["failures"]:
@@ -132,7 +158,11 @@ def main() -> None:
             print(f"{r['file']}: false accept: {accepted}")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"machine": cpu_name(), "worker_start_s": start_s, "results": results}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {"machine": cpu_name(), "worker_start_s": start_s, "results": results}, indent=1
+            )
+        )
 
 
 if __name__ == "__main__":

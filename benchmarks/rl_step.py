@@ -51,7 +51,7 @@ import time
 import warnings
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -83,9 +83,17 @@ def hf_tokenizer():
     tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tk.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
     tk.decoder = decoders.Fuse()
-    tk.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 1)])
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
-                                  unk_token="<unk>", padding_side="left")
+    tk.post_processor = processors.TemplateProcessing(
+        single="<bos> $A", special_tokens=[("<bos>", 1)]
+    )
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk,
+        bos_token="<bos>",
+        eos_token="<eos>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        padding_side="left",
+    )
     text = "3+4 =?\n"
     ids = [1] + [len(SPECIALS) + CHARS.index(c) for c in text]
     assert tok(text)["input_ids"] == ids and tok.decode(ids + [2], skip_special_tokens=True) == text
@@ -96,10 +104,19 @@ def qwen2_model(tok, d_model: int, n_layers: int, n_heads: int, d_ff: int, seed:
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     cfg = Qwen2Config(
-        vocab_size=len(tok), hidden_size=d_model, intermediate_size=d_ff, num_hidden_layers=n_layers,
-        num_attention_heads=n_heads, num_key_value_heads=n_heads, max_position_embeddings=128,
-        tie_word_embeddings=True, rms_norm_eps=1e-6, use_sliding_window=False,
-        pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+        vocab_size=len(tok),
+        hidden_size=d_model,
+        intermediate_size=d_ff,
+        num_hidden_layers=n_layers,
+        num_attention_heads=n_heads,
+        num_key_value_heads=n_heads,
+        max_position_embeddings=128,
+        tie_word_embeddings=True,
+        rms_norm_eps=1e-6,
+        use_sliding_window=False,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
     )
     torch.manual_seed(seed)
     return Qwen2ForCausalLM(cfg)
@@ -133,34 +150,54 @@ class ForwardCounter:
         }
 
 
-def floor_flops(params: int, distinct_prompt_tokens: float, prompt_tokens: float, completion_tokens: float,
-                completions: int, extra_passes: float) -> dict:
+def floor_flops(
+    params: int,
+    distinct_prompt_tokens: float,
+    prompt_tokens: float,
+    completion_tokens: float,
+    completions: int,
+    extra_passes: float,
+) -> dict:
     """The FLOP floor of one step from its token counts (see the module docstring)."""
     train_tokens = prompt_tokens + completion_tokens
     gen = 2 * params * (distinct_prompt_tokens + max(0.0, completion_tokens - completions))
     train = 6 * params * train_tokens
     extra = 2 * params * train_tokens * extra_passes
-    return {"generation": gen, "training": train, "extra_forward": extra, "total": gen + train + extra}
+    return {
+        "generation": gen,
+        "training": train,
+        "extra_forward": extra,
+        "total": gen + train + extra,
+    }
 
 
 def summarize(times: list[float], parts: dict[str, list[float]], warmup: int) -> dict:
     kept = times[warmup:]
     return {
-        "median_step_s": statistics.median(kept), "steps_s": kept, "warmup_steps_s": times[:warmup],
-        **{f"median_{k}_s": statistics.median(v[warmup:]) for k, v in parts.items() if len(v) == len(times)},
+        "median_step_s": statistics.median(kept),
+        "steps_s": kept,
+        "warmup_steps_s": times[:warmup],
+        **{
+            f"median_{k}_s": statistics.median(v[warmup:])
+            for k, v in parts.items()
+            if len(v) == len(times)
+        },
     }
 
 
 # --- TRL ------------------------------------------------------------------------------------------------
 
+
 def run_trl(args: argparse.Namespace) -> dict:
     import datasets
     import transformers
     import trl
-    from trl import GRPOConfig, GRPOTrainer
     from transformers import PrinterCallback, TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
 
-    warnings.filterwarnings("ignore", category=FutureWarning)  # transformers 5 renames gradient_checkpointing
+    warnings.filterwarnings(
+        "ignore", category=FutureWarning
+    )  # transformers 5 renames gradient_checkpointing
     transformers.logging.set_verbosity_error()
     datasets.disable_progress_bars()
     rows = args.prompts * args.group
@@ -169,28 +206,67 @@ def run_trl(args: argparse.Namespace) -> dict:
     model = qwen2_model(tok, args.d_model, args.n_layers, args.n_heads, args.d_ff, seed=0)
     params = sum(p.numel() for p in model.parameters())
     counter = ForwardCounter(model)
-    counts: dict[str, list[float]] = {"completion_tokens": [], "prompt_tokens": [], "distinct_prompt_tokens": []}
+    counts: dict[str, list[float]] = {
+        "completion_tokens": [],
+        "prompt_tokens": [],
+        "distinct_prompt_tokens": [],
+    }
 
-    def has_digit(prompts: list[str], completions: list[str], completion_ids: list[list[int]], **_) -> list[float]:
+    def has_digit(
+        prompts: list[str], completions: list[str], completion_ids: list[list[int]], **_
+    ) -> list[float]:
         counts["completion_tokens"].append(sum(map(len, completion_ids)))
         lengths = [len(tok(p)["input_ids"]) for p in prompts]
         counts["prompt_tokens"].append(sum(lengths))
-        counts["distinct_prompt_tokens"].append(sum(len(tok(p)["input_ids"]) for p in dict.fromkeys(prompts)))
+        counts["distinct_prompt_tokens"].append(
+            sum(len(tok(p)["input_ids"]) for p in dict.fromkeys(prompts))
+        )
         return [1.0 if any(c.isdigit() for c in text) else 0.0 for text in completions]
 
     with tempfile.TemporaryDirectory() as out_dir:
         config = GRPOConfig(
-            output_dir=out_dir, report_to="none", save_strategy="no", logging_steps=10**6, disable_tqdm=True,
-            use_cpu=True, bf16=False, fp16=False, gradient_checkpointing=False, seed=0, dataloader_num_workers=0,
-            per_device_train_batch_size=rows, gradient_accumulation_steps=1, steps_per_generation=1,
-            num_generations=args.group, max_completion_length=args.new_tokens, max_steps=total,
-            temperature=1.0, top_p=1.0, top_k=0, beta=0.0, num_iterations=1, loss_type="dapo",
-            epsilon=0.2, epsilon_high=0.28, scale_rewards="group", learning_rate=1e-3, lr_scheduler_type="constant",
-            weight_decay=0.0, max_grad_norm=1.0, log_completions=False,
+            output_dir=out_dir,
+            report_to="none",
+            save_strategy="no",
+            logging_steps=10**6,
+            disable_tqdm=True,
+            use_cpu=True,
+            bf16=False,
+            fp16=False,
+            gradient_checkpointing=False,
+            seed=0,
+            dataloader_num_workers=0,
+            per_device_train_batch_size=rows,
+            gradient_accumulation_steps=1,
+            steps_per_generation=1,
+            num_generations=args.group,
+            max_completion_length=args.new_tokens,
+            max_steps=total,
+            temperature=1.0,
+            top_p=1.0,
+            top_k=0,
+            beta=0.0,
+            num_iterations=1,
+            loss_type="dapo",
+            epsilon=0.2,
+            epsilon_high=0.28,
+            scale_rewards="group",
+            learning_rate=1e-3,
+            lr_scheduler_type="constant",
+            weight_decay=0.0,
+            max_grad_norm=1.0,
+            log_completions=False,
         )
-        dataset = datasets.Dataset.from_dict({"prompt": arith_prompts(args.prompts * total * 2, seed=0)})
-        trainer = GRPOTrainer(model=model, reward_funcs=has_digit, args=config, train_dataset=dataset,
-                              processing_class=tok)
+        dataset = datasets.Dataset.from_dict(
+            {"prompt": arith_prompts(args.prompts * total * 2, seed=0)}
+        )
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=has_digit,
+            args=config,
+            train_dataset=dataset,
+            processing_class=tok,
+        )
         trainer.remove_callback(PrinterCallback)  # the end-of-training metrics dict
         checkpointing = getattr(model, "is_activation_checkpointing", None)
         assert not (model.is_gradient_checkpointing if checkpointing is None else checkpointing)
@@ -241,23 +317,55 @@ def run_trl(args: argparse.Namespace) -> dict:
     extra = done["scoring_tokens"] / train_tokens
     result = summarize(times, parts, args.warmup)
     result["median_update_s"] = statistics.median(
-        t - parts["generate"][i] - parts["reward"][i] for i, t in enumerate(times) if i >= args.warmup)
+        t - parts["generate"][i] - parts["reward"][i]
+        for i, t in enumerate(times)
+        if i >= args.warmup
+    )
     return {
-        "framework": f"trl {trl.__version__}", "transformers": transformers.__version__,
-        "model": f"Qwen2ForCausalLM, {params:,} parameters", "params": params,
-        "config": {k: getattr(config, k) for k in (
-            "per_device_train_batch_size", "num_generations", "generation_batch_size", "steps_per_generation",
-            "max_completion_length", "beta", "num_iterations", "loss_type", "epsilon", "epsilon_high",
-            "scale_rewards", "learning_rate", "max_grad_norm", "gradient_checkpointing", "bf16", "use_cpu")},
-        **result, "tokens_per_step": tokens, "forward_tokens_per_step": done, "extra_forward_passes": extra,
-        "flops": floor_flops(params, tokens["distinct_prompt_tokens"], tokens["prompt_tokens"],
-                             tokens["completion_tokens"], rows, extra),
+        "framework": f"trl {trl.__version__}",
+        "transformers": transformers.__version__,
+        "model": f"Qwen2ForCausalLM, {params:,} parameters",
+        "params": params,
+        "config": {
+            k: getattr(config, k)
+            for k in (
+                "per_device_train_batch_size",
+                "num_generations",
+                "generation_batch_size",
+                "steps_per_generation",
+                "max_completion_length",
+                "beta",
+                "num_iterations",
+                "loss_type",
+                "epsilon",
+                "epsilon_high",
+                "scale_rewards",
+                "learning_rate",
+                "max_grad_norm",
+                "gradient_checkpointing",
+                "bf16",
+                "use_cpu",
+            )
+        },
+        **result,
+        "tokens_per_step": tokens,
+        "forward_tokens_per_step": done,
+        "extra_forward_passes": extra,
+        "flops": floor_flops(
+            params,
+            tokens["distinct_prompt_tokens"],
+            tokens["prompt_tokens"],
+            tokens["completion_tokens"],
+            rows,
+            extra,
+        ),
         "work_done_flops": 2 * params * done["nograd_tokens"] + 6 * params * done["grad_tokens"],
-        "foreign_cores": max(0.0, foreign / sum(times[args.warmup:])),
+        "foreign_cores": max(0.0, foreign / sum(times[args.warmup :])),
     }
 
 
 # --- reasonlab ------------------------------------------------------------------------------------------
+
 
 def run_ours(args: argparse.Namespace) -> dict:
     """Our GRPO step through the trainer's public API; raises ImportError while that is not there yet."""
@@ -266,13 +374,29 @@ def run_ours(args: argparse.Namespace) -> dict:
     from reasonlab.rl.trainer import make_learner, rl_step
     from reasonlab.tasks import get_task
 
-    cfg = load_config(None, [
-        f"rl.group_size={args.group}", f"rl.prompts_per_step={args.prompts}", f"rl.max_new_tokens={args.new_tokens}",
-        "rl.beta=0", "rl.num_iterations=1", "rl.minibatches=1",
-    ])
+    cfg = load_config(
+        None,
+        [
+            f"rl.group_size={args.group}",
+            f"rl.prompts_per_step={args.prompts}",
+            f"rl.max_new_tokens={args.new_tokens}",
+            "rl.beta=0",
+            "rl.num_iterations=1",
+            "rl.minibatches=1",
+        ],
+    )
     tok = CharTokenizer()
-    policy = TinyPolicy.create(TransformerConfig(vocab_size=tok.vocab_size, d_model=args.d_model, n_layers=args.n_layers,
-                                                 n_heads=args.n_heads, d_ff=args.d_ff, max_seq_len=128), seed=0)
+    policy = TinyPolicy.create(
+        TransformerConfig(
+            vocab_size=tok.vocab_size,
+            d_model=args.d_model,
+            n_layers=args.n_layers,
+            n_heads=args.n_heads,
+            d_ff=args.d_ff,
+            max_seq_len=128,
+        ),
+        seed=0,
+    )
     params = policy.num_parameters()
     counter = ForwardCounter(policy.module)
     learner = make_learner(cfg, policy)
@@ -293,28 +417,41 @@ def run_ours(args: argparse.Namespace) -> dict:
         for key, name in (("generate", "sample_s"), ("reward", "judge_s"), ("update", "update_s")):
             parts[key].append(float(m[f"rl/{name}"]))
     foreign = (cpu_busy() - busy0) - (time.process_time() - own0)
-    kept = metrics[args.warmup:]
+    kept = metrics[args.warmup :]
     rows = args.prompts * args.group
     completion = statistics.mean(float(m["rl/completion_tokens"]) for m in kept)
-    prompt = statistics.mean(float(m["rl/prompt_tokens"]) for m in kept)  # over all prompts x group rows
-    done = {k: statistics.mean(w[k] for w in work[args.warmup:]) for k in work[0]}
+    prompt = statistics.mean(
+        float(m["rl/prompt_tokens"]) for m in kept
+    )  # over all prompts x group rows
+    done = {k: statistics.mean(w[k] for w in work[args.warmup :]) for k in work[0]}
     # the training forward (models/grouped.py) reads the weights without module.forward, so the hook
     # misses it: it processes each distinct prompt once plus every completion token
     done["grad_tokens"] += prompt / args.group + completion
     extra = done["scoring_tokens"] / (prompt + completion)
-    tokens = {"completion_tokens": completion, "prompt_tokens": prompt, "distinct_prompt_tokens": prompt / args.group}
+    tokens = {
+        "completion_tokens": completion,
+        "prompt_tokens": prompt,
+        "distinct_prompt_tokens": prompt / args.group,
+    }
     return {
-        "framework": "reasonlab", "model": f"TinyPolicy, {params:,} parameters", "params": params,
+        "framework": "reasonlab",
+        "model": f"TinyPolicy, {params:,} parameters",
+        "params": params,
         "config": cfg.rl.model_dump() if hasattr(cfg.rl, "model_dump") else str(cfg.rl),
-        **summarize(times, parts, args.warmup), "tokens_per_step": tokens, "forward_tokens_per_step": done,
+        **summarize(times, parts, args.warmup),
+        "tokens_per_step": tokens,
+        "forward_tokens_per_step": done,
         "extra_forward_passes": extra,
-        "flops": floor_flops(params, tokens["distinct_prompt_tokens"], prompt, completion, rows, extra),
+        "flops": floor_flops(
+            params, tokens["distinct_prompt_tokens"], prompt, completion, rows, extra
+        ),
         "work_done_flops": 2 * params * done["nograd_tokens"] + 6 * params * done["grad_tokens"],
-        "foreign_cores": max(0.0, foreign / sum(times[args.warmup:])),
+        "foreign_cores": max(0.0, foreign / sum(times[args.warmup :])),
     }
 
 
 # --- report ---------------------------------------------------------------------------------------------
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -329,7 +466,12 @@ def main() -> None:
     ap.add_argument("--d-ff", type=int, default=688)
     ap.add_argument("--only", choices=["trl", "ours"], help="run one side only")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
-    ap.add_argument("--quiet-wait", type=float, default=30.0, help="max seconds to wait for an idle CPU per side")
+    ap.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=30.0,
+        help="max seconds to wait for an idle CPU per side",
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -351,12 +493,26 @@ def main() -> None:
         side["floor_no_extra_s"] = (side["flops"]["total"] - side["flops"]["extra_forward"]) / peak
         side["times_floor"] = side["median_step_s"] / side["floor_s"]
     result = {
-        "date": date.today().isoformat(), "machine": machine(), "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(), "matmul_peak_gflops": peak / 1e9,
-        "shape": {"prompts": args.prompts, "group": args.group, "completions": args.prompts * args.group,
-                  "new_tokens": args.new_tokens, "d_model": args.d_model, "n_layers": args.n_layers,
-                  "n_heads": args.n_heads, "d_ff": args.d_ff, "vocab": len(SPECIALS) + len(CHARS)},
-        "steps": args.steps, "warmup": args.warmup, **sides, "notes": notes,
+        "date": date.today().isoformat(),
+        "machine": machine(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "matmul_peak_gflops": peak / 1e9,
+        "shape": {
+            "prompts": args.prompts,
+            "group": args.group,
+            "completions": args.prompts * args.group,
+            "new_tokens": args.new_tokens,
+            "d_model": args.d_model,
+            "n_layers": args.n_layers,
+            "n_heads": args.n_heads,
+            "d_ff": args.d_ff,
+            "vocab": len(SPECIALS) + len(CHARS),
+        },
+        "steps": args.steps,
+        "warmup": args.warmup,
+        **sides,
+        "notes": notes,
     }
     if "trl" in sides and "ours" in sides:
         result["trl_over_ours"] = sides["trl"]["median_step_s"] / sides["ours"]["median_step_s"]
@@ -377,7 +533,10 @@ def markdown(r: dict) -> str:
         "| extra fwd passes | FLOP floor | x floor |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    fmt: Callable[[dict, str], str] = lambda d, k: f"{d[k] * 1e3:.0f} ms" if k in d else "-"
+
+    def fmt(d: dict, k: str) -> str:
+        return f"{d[k] * 1e3:.0f} ms" if k in d else "-"
+
     for name in ("trl", "ours"):
         if name not in r:
             continue
@@ -386,23 +545,34 @@ def markdown(r: dict) -> str:
             f"| {d['framework']} | {d['model']} | {d['median_step_s'] * 1e3:.0f} ms | {fmt(d, 'median_generate_s')} "
             f"| {fmt(d, 'median_reward_s')} | {fmt(d, 'median_update_s')} "
             f"| {t['prompt_tokens']:.0f} + {t['completion_tokens']:.0f} | {d['extra_forward_passes']:.2f} "
-            f"| {d['floor_s'] * 1e3:.1f} ms | {d['times_floor']:.1f}x |")
+            f"| {d['floor_s'] * 1e3:.1f} ms | {d['times_floor']:.1f}x |"
+        )
     if "trl_over_ours" in r:
         lines += ["", f"TRL / reasonlab step time: {r['trl_over_ours']:.2f}x."]
     for name in ("trl", "ours"):
         if name in r:
             d, w = r[name], r[name]["forward_tokens_per_step"]
-            lines += ["", f"{d['framework']}: the model's forward saw {w['nograd_tokens']:.0f} tokens without grad "
-                      f"and {w['grad_tokens']:.0f} with grad per step ({w['forward_calls']:.0f} calls): "
-                      f"{d['work_done_flops'] / d['flops']['total']:.2f}x the floor's FLOPs."]
+            lines += [
+                "",
+                f"{d['framework']}: the model's forward saw {w['nograd_tokens']:.0f} tokens without grad "
+                f"and {w['grad_tokens']:.0f} with grad per step ({w['forward_calls']:.0f} calls): "
+                f"{d['work_done_flops'] / d['flops']['total']:.2f}x the floor's FLOPs.",
+            ]
     lines += [f"Note: {n}" for n in r["notes"]]
     busy = {n: r[n]["foreign_cores"] for n in ("trl", "ours") if n in r}
     if busy:
-        lines += ["", "Other processes' CPU use during the timed steps (cores): "
-                  + ", ".join(f"{n} {v:.2f}" for n, v in busy.items()) + "."]
+        lines += [
+            "",
+            "Other processes' CPU use during the timed steps (cores): "
+            + ", ".join(f"{n} {v:.2f}" for n, v in busy.items())
+            + ".",
+        ]
     if any(v >= 0.25 for v in busy.values()):
-        lines += ["", "WARNING: other processes kept a core busy during the runs; with torch's default threads every "
-                  "parallel op then waits for that core, so these timings are distorted. Rerun on an idle machine."]
+        lines += [
+            "",
+            "WARNING: other processes kept a core busy during the runs; with torch's default threads every "
+            "parallel op then waits for that core, so these timings are distorted. Rerun on an idle machine.",
+        ]
     return "\n".join(lines)
 
 

@@ -19,7 +19,8 @@ import torch
 
 from common import machine, matmul_peak_gflops
 from reasonlab.models import CharTokenizer, TinyPolicy, TransformerConfig
-from reasonlab.pretrain import make_optimizer, masked_loss
+from reasonlab.pretrain.trainer import masked_loss
+from reasonlab.training.optim import make_optimizer
 
 
 def step_flops(policy: TinyPolicy, cfg: TransformerConfig, batch: int, seq: int) -> float:
@@ -40,8 +41,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     args = ap.parse_args()
     tok = CharTokenizer()
-    cfg = TransformerConfig(vocab_size=tok.vocab_size, d_model=args.d_model, n_layers=args.layers,
-                            n_heads=args.heads, max_seq_len=args.seq)
+    cfg = TransformerConfig(
+        vocab_size=tok.vocab_size,
+        d_model=args.d_model,
+        n_layers=args.layers,
+        n_heads=args.heads,
+        max_seq_len=args.seq,
+    )
     policy = TinyPolicy.create(cfg, seed=0)
     opt = make_optimizer(policy.module, 1e-3, 0.1)
     g = torch.Generator().manual_seed(0)
@@ -68,17 +74,28 @@ def main() -> None:
     flops = step_flops(policy, cfg, args.batch, args.seq)
     peak = statistics.median([peak, peak_after])
     result = {
-        "machine": machine(), "date": time.strftime("%Y-%m-%d"), "params": policy.num_parameters(),
-        "batch": args.batch, "seq": args.seq, "median_step_s": sec, "tokens_per_s": args.batch * args.seq / sec,
-        "achieved_gflops": flops / sec / 1e9, "matmul_peak_gflops": peak, "fraction_of_peak": flops / sec / 1e9 / peak,
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d"),
+        "params": policy.num_parameters(),
+        "batch": args.batch,
+        "seq": args.seq,
+        "median_step_s": sec,
+        "tokens_per_s": args.batch * args.seq / sec,
+        "achieved_gflops": flops / sec / 1e9,
+        "matmul_peak_gflops": peak,
+        "fraction_of_peak": flops / sec / 1e9 / peak,
     }
     out = Path(__file__).parent / "out"
     out.mkdir(exist_ok=True)
     (out / "training.json").write_text(json.dumps(result, indent=2))
-    print("| params | batch x seq | median step | tokens/s | achieved GFLOP/s | matmul peak GFLOP/s | share of peak |")
+    print(
+        "| params | batch x seq | median step | tokens/s | achieved GFLOP/s | matmul peak GFLOP/s | share of peak |"
+    )
     print("|---|---|---|---|---|---|---|")
-    print(f"| {result['params']:,} | {args.batch} x {args.seq} | {sec * 1000:.0f} ms | {result['tokens_per_s']:,.0f} "
-          f"| {result['achieved_gflops']:.0f} | {peak:.0f} | {result['fraction_of_peak']:.0%} |")
+    print(
+        f"| {result['params']:,} | {args.batch} x {args.seq} | {sec * 1000:.0f} ms | {result['tokens_per_s']:,.0f} "
+        f"| {result['achieved_gflops']:.0f} | {peak:.0f} | {result['fraction_of_peak']:.0%} |"
+    )
 
 
 if __name__ == "__main__":

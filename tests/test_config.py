@@ -15,8 +15,15 @@ def test_default_config_loads_and_round_trips(tmp_path):
 
 
 def test_overrides_are_typed():
-    cfg = load_config(None, ["pretrain.token_budget=1234", "eval.levels=[2, 3]", "task.knobs.digits=3",
-                             "traces.answer_only=0.25"])
+    cfg = load_config(
+        None,
+        [
+            "pretrain.token_budget=1234",
+            "eval.levels=[2, 3]",
+            "task.knobs.digits=3",
+            "traces.answer_only=0.25",
+        ],
+    )
     assert cfg.pretrain.token_budget == 1234
     assert cfg.eval.levels == [2, 3]
     assert cfg.task.knobs["digits"] == 3

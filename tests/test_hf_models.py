@@ -9,7 +9,9 @@ import sys
 import pytest
 import torch
 
-pytest.importorskip("transformers", reason="Hugging Face tests need transformers: pip install 'reasonlab[hf]'")
+pytest.importorskip(
+    "transformers", reason="Hugging Face tests need transformers: pip install 'reasonlab[hf]'"
+)
 
 from reasonlab.config import load_config  # noqa: E402
 from reasonlab.errors import CheckpointError, ConfigError  # noqa: E402
@@ -29,8 +31,13 @@ def folders(tmp_path_factory):
 
 
 def reasonlab(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "reasonlab.cli", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "reasonlab.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 def one_line_error(proc, *fragments):
@@ -49,8 +56,13 @@ def test_loads_as_a_policy_with_its_prompt_format(folders, arch):
     tok = policy.tokenizer
     ids = tok.encode_prompt("What is 2+3?")
     if arch == "qwen2":  # the chat template: a user turn, then the assistant's generation prompt
-        assert tok.tok.decode(ids) == "<|im_start|>user\nWhat is 2+3?<|im_end|>\n<|im_start|>assistant\n"
-        assert set(tok.eos_ids) == {tok.tok.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")}
+        assert (
+            tok.tok.decode(ids)
+            == "<|im_start|>user\nWhat is 2+3?<|im_end|>\n<|im_start|>assistant\n"
+        )
+        assert set(tok.eos_ids) == {
+            tok.tok.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")
+        }
     else:  # no template: the tokenizer's BOS and the plain prompt
         assert ids[0] == tok.bos_id and tok.decode(ids) == "What is 2+3?"
     assert tok.decode(tok.encode("x = \\frac{1}{2}\n")) == "x = \\frac{1}{2}\n"
@@ -75,7 +87,7 @@ def test_kv_cache_decoding_equals_the_full_forward_with_left_padding(folders, ar
     for k, logits in enumerate(step_logits):
         torch.testing.assert_close(logits, full[:, width - 1 + k], atol=1e-4, rtol=1e-4)
     # the padded row equals the same row run alone
-    alone = policy.logits(ids[1:, width - len(prompts[1]):])
+    alone = policy.logits(ids[1:, width - len(prompts[1]) :])
     torch.testing.assert_close(alone[0, -1], full[1, -1], atol=1e-4, rtol=1e-4)
 
 
@@ -83,9 +95,17 @@ def test_kv_cache_decoding_equals_the_full_forward_with_left_padding(folders, ar
 def test_builtin_sampler_and_generate_agree_greedily(folders, arch):
     task = get_task("arith")
     problems = task.sample("test", 3, seed=0)
-    builtin = generate(load_policy(folders[arch]), problems, 2, seed=0, max_new_tokens=12, temperature=0.0)
-    hf = generate(load_policy(folders[arch], options={"sampler": "hf"}), problems, 2, seed=0, max_new_tokens=12,
-                  temperature=0.0)
+    builtin = generate(
+        load_policy(folders[arch]), problems, 2, seed=0, max_new_tokens=12, temperature=0.0
+    )
+    hf = generate(
+        load_policy(folders[arch], options={"sampler": "hf"}),
+        problems,
+        2,
+        seed=0,
+        max_new_tokens=12,
+        temperature=0.0,
+    )
     assert [r.token_ids for r in builtin] == [r.token_ids for r in hf]
     assert [r.text for r in builtin] == [r.text for r in hf]
     for a, b in zip(builtin, hf):
@@ -106,9 +126,21 @@ def test_sampling_is_seeded_and_stops_at_any_eos(folders):
 
 
 def _rl_config(tmp_path, lora_r):
-    return load_config(None, ["task.name=arith", "rl.steps=2", "rl.prompts_per_step=2", "rl.group_size=4",
-                              "rl.max_new_tokens=16", "rl.overlong=penalty", "rl.overlong_buffer=12", "rl.lr=1e-2",
-                              f"hf.lora_r={lora_r}", "hf.lora_alpha=8"])
+    return load_config(
+        None,
+        [
+            "task.name=arith",
+            "rl.steps=2",
+            "rl.prompts_per_step=2",
+            "rl.group_size=4",
+            "rl.max_new_tokens=16",
+            "rl.overlong=penalty",
+            "rl.overlong_buffer=12",
+            "rl.lr=1e-2",
+            f"hf.lora_r={lora_r}",
+            "hf.lora_alpha=8",
+        ],
+    )
 
 
 @pytest.mark.parametrize("lora_r", [0, 4])
@@ -118,8 +150,12 @@ def test_grpo_steps_train_the_model_or_only_its_lora_adapters(folders, tmp_path,
     cfg = _rl_config(tmp_path, lora_r)
     before = {k: v.clone() for k, v in load_policy(folders["qwen2"]).module.state_dict().items()}
     policy = train_rl(cfg, tmp_path / "run", folders["qwen2"])
-    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert len(rows) == 2 and any(r.get("rl/grad_norm", 0) > 0 for r in rows)  # the length penalty: a signal
+    rows = [
+        json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert len(rows) == 2 and any(
+        r.get("rl/grad_norm", 0) > 0 for r in rows
+    )  # the length penalty: a signal
     trainable = {n for n, p in policy.module.named_parameters() if p.requires_grad}
     if lora_r:
         assert trainable and all("lora_" in n for n in trainable)
@@ -132,24 +168,44 @@ def test_grpo_steps_train_the_model_or_only_its_lora_adapters(folders, tmp_path,
     assert isinstance(saved, HFPolicy) and not saved.lora
     after = saved.module.state_dict()
     changed = [k for k in before if not torch.equal(before[k], after[k])]
-    assert changed and all("proj" in k or "lm_head" in k or "embed" in k or "norm" in k for k in changed)
+    assert changed and all(
+        "proj" in k or "lm_head" in k or "embed" in k or "norm" in k for k in changed
+    )
 
 
 def test_rl_on_a_hugging_face_model_resumes_exactly(folders, tmp_path):
     from reasonlab.rl.trainer import train_rl
 
     def cfg(steps):
-        return load_config(None, ["task.name=arith", f"rl.steps={steps}", "rl.prompts_per_step=2", "rl.group_size=4",
-                                  "rl.max_new_tokens=12", "rl.overlong=penalty", "rl.overlong_buffer=10",
-                                  "rl.checkpoint_every=1", "rl.lr=1e-2", "hf.lora_r=4"])
+        return load_config(
+            None,
+            [
+                "task.name=arith",
+                f"rl.steps={steps}",
+                "rl.prompts_per_step=2",
+                "rl.group_size=4",
+                "rl.max_new_tokens=12",
+                "rl.overlong=penalty",
+                "rl.overlong_buffer=10",
+                "rl.checkpoint_every=1",
+                "rl.lr=1e-2",
+                "hf.lora_r=4",
+            ],
+        )
 
-    train_rl(cfg(2), tmp_path / "resumed", folders["llama"])  # stops after step 2, as a killed run would
+    train_rl(
+        cfg(2), tmp_path / "resumed", folders["llama"]
+    )  # stops after step 2, as a killed run would
     resumed = train_rl(cfg(4), tmp_path / "resumed", folders["llama"])
     straight = train_rl(cfg(4), tmp_path / "straight", folders["llama"])
     keys = ("reward/mean", "rl/loss", "rl/grad_norm", "rl/length_mean")
-    rows = {name: [{k: r.get(k) for k in keys} for r in map(json.loads, (tmp_path / name / "metrics.jsonl")
-                                                             .read_text().splitlines())]
-            for name in ("resumed", "straight")}
+    rows = {
+        name: [
+            {k: r.get(k) for k in keys}
+            for r in map(json.loads, (tmp_path / name / "metrics.jsonl").read_text().splitlines())
+        ]
+        for name in ("resumed", "straight")
+    }
     assert len(rows["straight"]) == 4 and rows["resumed"] == rows["straight"]
     a, b = resumed.module.state_dict(), straight.module.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -178,10 +234,18 @@ def test_judges_score_through_a_hugging_face_backbone(folders, tmp_path):
     records = eval_records(task, task.sample("train", 24, 0), 0)
     zero_shot = LikelihoodJudge(policy).score(records)
     assert len(zero_shot) == len(records)
-    assert all(len(s.steps) == len(r.steps) and all(0 < p <= 1 for p in s.steps) for s, r in zip(zero_shot, records))
+    assert all(
+        len(s.steps) == len(r.steps) and all(0 < p <= 1 for p in s.steps)
+        for s, r in zip(zero_shot, records)
+    )
     judge = LearnedJudge.from_backbone(policy.backbone(), policy.tokenizer, "prm")
-    history = train_reward_model(judge, records[:36], records[36:], JudgeConfig(max_steps=12, eval_every=6,
-                                                                                batch_size=12), seed=0)
+    history = train_reward_model(
+        judge,
+        records[:36],
+        records[36:],
+        JudgeConfig(max_steps=12, eval_every=6, batch_size=12),
+        seed=0,
+    )
     assert history.summary(records[:36], records[36:])["steps"] == 12
     scores = judge.score(records[:6])
     judge.save(tmp_path / "prm")
@@ -200,6 +264,7 @@ def test_vllm_sampler_without_vllm_is_a_clear_error(folders):
     pytest.importorskip("reasonlab")
     try:
         import vllm  # noqa: F401
+
         pytest.skip("vllm is installed here; this checks the message when it is not")
     except ImportError:
         pass
@@ -220,27 +285,49 @@ def test_incomplete_model_folders_and_hub_ids_are_one_line_errors(folders, tmp_p
         (no_tok / name).write_bytes((folders["qwen2"] / name).read_bytes())
     with pytest.raises(CheckpointError, match="no tokenizer"):
         load_policy(no_tok)
-    one_line_error(reasonlab("eval", "--model", str(no_tok), "--task", "arith", cwd=tmp_path), "no tokenizer",
-                   str(no_tok))
-    one_line_error(reasonlab("eval", "--model", "Qwen/Qwen2.5-0.5B", "--task", "arith", cwd=tmp_path),
-                   "Qwen/Qwen2.5-0.5B", "local folders only")
+    one_line_error(
+        reasonlab("eval", "--model", str(no_tok), "--task", "arith", cwd=tmp_path),
+        "no tokenizer",
+        str(no_tok),
+    )
+    one_line_error(
+        reasonlab("eval", "--model", "Qwen/Qwen2.5-0.5B", "--task", "arith", cwd=tmp_path),
+        "Qwen/Qwen2.5-0.5B",
+        "local folders only",
+    )
     assert not (tmp_path / "runs").exists()
 
 
-def _shared_data():
-    from shared_data import SHARED_DATA
+def _shipped_data(monkeypatch):
+    """The benchmark files shipped with the package, found with no --data-dir and no $REASONLAB_DATA_DIR."""
+    from reasonlab.tasks.mathdata import resolve_data_dir
 
-    if not (SHARED_DATA / "aime24_test.jsonl").is_file():
-        pytest.skip(f"benchmark files not found in {SHARED_DATA} (set REASONLAB_DATA_DIR)")
-    return SHARED_DATA
+    monkeypatch.delenv("REASONLAB_DATA_DIR", raising=False)
+    return resolve_data_dir()
 
 
 @pytest.mark.parametrize(("arch", "task"), [("qwen2", "aime24"), ("llama", "gsm8k")])
-def test_eval_of_a_local_model_on_a_benchmark_keeps_every_answer_and_verdict(folders, tmp_path, arch, task):
-    data = _shared_data()
+def test_eval_of_a_local_model_on_a_benchmark_keeps_every_answer_and_verdict(
+    folders, tmp_path, monkeypatch, arch, task
+):
+    _shipped_data(monkeypatch)  # no --data-dir: the command finds the shipped files itself
     out = tmp_path / "eval.json"
-    proc = reasonlab("eval", "--model", str(folders[arch]), "--task", task, "-n", "3", "--problems", "4",
-                     "--max-new-tokens", "12", "--data-dir", str(data), "--out", str(out), cwd=tmp_path)
+    proc = reasonlab(
+        "eval",
+        "--model",
+        str(folders[arch]),
+        "--task",
+        task,
+        "-n",
+        "3",
+        "--problems",
+        "4",
+        "--max-new-tokens",
+        "12",
+        "--out",
+        str(out),
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr + proc.stdout
     result = json.loads(out.read_text())
     assert result["task"] == task and result["n_problems"] == 4 and result["n_samples"] == 3
@@ -252,15 +339,28 @@ def test_eval_of_a_local_model_on_a_benchmark_keeps_every_answer_and_verdict(fol
             assert sample["outcome"] == outcome
 
 
-def test_grpo_on_a_math_benchmark_with_lora(folders, tmp_path):
+def test_grpo_on_a_math_benchmark_with_lora(folders, tmp_path, monkeypatch):
     from reasonlab.rl.trainer import train_rl
 
-    data = _shared_data()
-    cfg = load_config(None, ["task.name=gsm8k", f"task.knobs={{data_dir: '{data}', test_fraction: 0.5}}",
-                             "rl.steps=2", "rl.prompts_per_step=2", "rl.group_size=4", "rl.max_new_tokens=16",
-                             "rl.overlong=penalty", "rl.overlong_buffer=12", "hf.lora_r=4"])
+    data = _shipped_data(monkeypatch)
+    cfg = load_config(
+        None,
+        [
+            "task.name=gsm8k",
+            f"task.knobs={{data_dir: '{data}', test_fraction: 0.5}}",
+            "rl.steps=2",
+            "rl.prompts_per_step=2",
+            "rl.group_size=4",
+            "rl.max_new_tokens=16",
+            "rl.overlong=penalty",
+            "rl.overlong_buffer=12",
+            "hf.lora_r=4",
+        ],
+    )
     policy = train_rl(cfg, tmp_path / "run", folders["llama"])
-    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert [r["step"] for r in rows] == [1, 2] and all(r["rl/pass_rate"] == 0.0 for r in rows)
     assert policy.lora and (tmp_path / "run" / "rl" / "model.safetensors").is_file()
 
@@ -272,28 +372,77 @@ def test_judge_commands_train_and_measure_a_prm_on_a_hugging_face_base(folders, 
     task = get_task("arith")
     data = tmp_path / "steps.jsonl"
     write_records(data, eval_records(task, task.sample("train", 60, 0), 0))
-    proc = reasonlab("judge", "train", "--base", str(folders["qwen2"]), "--head", "prm", "--data", str(data),
-                     "--out", str(tmp_path / "prm"), "--set", "judge.max_steps=6", "--set", "judge.eval_every=3",
-                     "--set", "judge.batch_size=16", cwd=tmp_path)
+    proc = reasonlab(
+        "judge",
+        "train",
+        "--base",
+        str(folders["qwen2"]),
+        "--head",
+        "prm",
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "prm"),
+        "--set",
+        "judge.max_steps=6",
+        "--set",
+        "judge.eval_every=3",
+        "--set",
+        "judge.batch_size=16",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr + proc.stdout
     assert (tmp_path / "prm" / "tokenizer.json").is_file()
-    proc = reasonlab("judge", "eval", "--judge", str(tmp_path / "prm"), "--data", str(data),
-                     "--out", str(tmp_path / "eval.json"), cwd=tmp_path)
+    proc = reasonlab(
+        "judge",
+        "eval",
+        "--judge",
+        str(tmp_path / "prm"),
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "eval.json"),
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr + proc.stdout
     metrics = json.loads((tmp_path / "eval.json").read_text())["metrics"]
     assert 0.0 <= metrics["f1"] <= 1.0 and 0.0 <= metrics["step_auroc"] <= 1.0
 
 
 def test_sufficiency_report_on_a_hugging_face_model(folders, tmp_path):
-    pytest.importorskip("reasoning_gym", reason="the gym task needs reasoning-gym: pip install 'reasonlab[gym]'")
+    pytest.importorskip(
+        "reasoning_gym", reason="the gym task needs reasoning-gym: pip install 'reasonlab[gym]'"
+    )
     out = tmp_path / "suff"
-    proc = reasonlab("sufficiency", "--model", str(folders["qwen2"]), "--task", "gym:chain_sum", "-n", "4",
-                     "--problems", "3", "--best-of", "2", "--control-steps", "1", "--max-new-tokens", "8",
-                     "--out", str(out), cwd=tmp_path)
+    proc = reasonlab(
+        "sufficiency",
+        "--model",
+        str(folders["qwen2"]),
+        "--task",
+        "gym:chain_sum",
+        "-n",
+        "4",
+        "--problems",
+        "3",
+        "--best-of",
+        "2",
+        "--control-steps",
+        "1",
+        "--max-new-tokens",
+        "8",
+        "--out",
+        str(out),
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr + proc.stdout
     result = json.loads((out / "sufficiency.json").read_text())
-    assert result["task"] == "gym:chain_sum" and result["n"] == 4 and list(result["levels"]) == ["0"]
+    assert (
+        result["task"] == "gym:chain_sum" and result["n"] == 4 and list(result["levels"]) == ["0"]
+    )
     level = result["levels"]["0"]
     assert level["learnable"] + level["never"] + level["always"] == pytest.approx(1.0)
-    assert result["judge"]["name"] == "likelihood" and len(result["control"]["outcome"]["pass_rate"]) == 1
+    assert (
+        result["judge"]["name"] == "likelihood"
+        and len(result["control"]["outcome"]["pass_rate"]) == 1
+    )
     assert (out / "sufficiency.md").is_file() and (out / "plots" / "coverage.png").is_file()

@@ -10,12 +10,15 @@ import random
 
 import pytest
 
-from reasonlab.judges.base import Judge, JudgeScores, StepRecord, labels_from_first_error
-from reasonlab.judges.baselines import BASELINES, AlwaysCorrect, SymbolicArithmetic, has_false_arithmetic
-
-from shared_data import SHARED_DATA
-
-PROCESSBENCH_DIR = SHARED_DATA / "processbench"
+from reasonlab.judges.base import Judge
+from reasonlab.judges.baselines import (
+    BASELINES,
+    AlwaysCorrect,
+    SymbolicArithmetic,
+    has_false_arithmetic,
+)
+from reasonlab.judges.files import resolve_data
+from reasonlab.types import JudgeScores, StepRecord, labels_from_first_error
 
 FALSE_CLAIMS = [
     "37+48=86",
@@ -98,7 +101,12 @@ def test_checker_is_total_on_random_text():
     for _ in range(500):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60)))
         assert has_false_arithmetic(text) in (True, False)
-    for text in ["1,000" * 2000 + "=1", "(" * 5000 + "1=1", "1+" * 5000 + "1=2", "9" * 5000 + "+1=1"]:
+    for text in [
+        "1,000" * 2000 + "=1",
+        "(" * 5000 + "1=1",
+        "1+" * 5000 + "1=2",
+        "9" * 5000 + "+1=1",
+    ]:
         assert has_false_arithmetic(text) in (True, False)
 
 
@@ -121,15 +129,19 @@ def test_always_correct_and_registry():
         assert isinstance(judge, Judge) and judge.name == name
 
 
-def test_symbolic_arithmetic_on_processbench_gsm8k():
-    path = PROCESSBENCH_DIR / "gsm8k.json"
-    if not path.exists():
-        pytest.skip(f"ProcessBench data not found at {path} (public copy expected in ../shared/data)")
+def test_symbolic_arithmetic_on_processbench_gsm8k(monkeypatch):
+    monkeypatch.delenv("REASONLAB_DATA_DIR", raising=False)
+    path = resolve_data("processbench:gsm8k")  # the copy shipped with the package
     rows = json.loads(path.read_text(encoding="utf-8"))[:50]
     records = [
         StepRecord(
-            r["problem"], tuple(r["steps"]), labels_from_first_error(len(r["steps"]), r["label"]),
-            r["label"], r["final_answer_correct"], id=r["id"], source="processbench",
+            r["problem"],
+            tuple(r["steps"]),
+            labels_from_first_error(len(r["steps"]), r["label"]),
+            r["label"],
+            r["final_answer_correct"],
+            id=r["id"],
+            source="processbench",
         )
         for r in rows
     ]

@@ -11,16 +11,12 @@ import random
 import pytest
 
 from reasonlab.errors import DataError
-from reasonlab.judges.base import StepRecord
 from reasonlab.judges.data import eval_records, injected_record, record_from_text, reference_record
-from reasonlab.judges.files import Skipped, read_records, resolve_data, write_records
 from reasonlab.judges.errors import EQUATION_KINDS, ERROR_KINDS, inject, injection, supported_kinds
+from reasonlab.judges.files import Skipped, read_records, resolve_data, write_records
 from reasonlab.tasks import Task, get_task
-from reasonlab.types import Outcome
-
-from shared_data import SHARED_DATA
-
-PROCESSBENCH_DIR = SHARED_DATA
+from reasonlab.tasks.mathdata import resolve_data_dir, shipped_data_dir
+from reasonlab.types import Outcome, StepRecord
 
 ARITH_KNOBS = [
     dict(n_operands=n, operators=ops, digits=d)
@@ -50,7 +46,9 @@ def check_injections(task: Task, kind: str) -> int:
         assert verdict.steps_valid[: found.index] == (True,) * found.index
         if kind == "right_answer":
             assert verdict.outcome is Outcome.CORRECT and found.index < len(found.steps)
-        elif kind != "wrong_step":  # the task's wrong step keeps the reference answer: the task decides
+        elif (
+            kind != "wrong_step"
+        ):  # the task's wrong step keeps the reference answer: the task decides
             assert verdict.outcome is Outcome.WRONG
         if kind in ("arithmetic", "operand"):  # one wrong step, the rest carried forward validly
             assert verdict.steps_valid.count(False) == 1
@@ -92,7 +90,8 @@ def test_injection_is_deterministic_in_the_rng():
     for problem in problems(task, 5):
         for kind in ERROR_KINDS:
             assert inject(task, problem, kind, random.Random(3)) == inject(
-                task, problem, kind, random.Random(3))
+                task, problem, kind, random.Random(3)
+            )
 
 
 def test_arith_injections_by_hand():
@@ -201,14 +200,26 @@ def test_write_then_read_round_trips(tmp_path):
     records: list[StepRecord] = []
     for task in (get_task("arith", n_operands=4, operators="+-*"), get_task("countdown")):
         records += eval_records(task, problems(task, 6), seed=0)
-    records.append(StepRecord(prompt="p ✓", steps=("a", "b"), labels=(True, False), first_error=1,
-                              correct=None, id="soft", source="mc", soft_labels=(0.75, 0.0)))
+    records.append(
+        StepRecord(
+            prompt="p ✓",
+            steps=("a", "b"),
+            labels=(True, False),
+            first_error=1,
+            correct=None,
+            id="soft",
+            source="mc",
+            soft_labels=(0.75, 0.0),
+        )
+    )
     path = tmp_path / "sub" / "records.jsonl"
     write_records(path, records)
     result = read_records(path, strict=True)
     assert result.records == records and result.skipped == []
-    tasks = {"arith": get_task("arith", n_operands=4, operators="+-*"),
-             "countdown": get_task("countdown")}
+    tasks = {
+        "arith": get_task("arith", n_operands=4, operators="+-*"),
+        "countdown": get_task("countdown"),
+    }
     for before, after in zip(records, result.records):
         if before.problem is None:
             assert after.problem is None
@@ -230,10 +241,10 @@ def test_write_records_refuses_unlabelled_records_and_leaves_no_file(tmp_path):
 # ---------------------------------------------------------------- files: ProcessBench
 
 
-def test_read_processbench_gsm8k():
-    path = PROCESSBENCH_DIR / "processbench" / "gsm8k.json"
-    if not path.is_file():
-        pytest.skip(f"ProcessBench data not found at {path}")
+def test_read_processbench_gsm8k(monkeypatch):
+    monkeypatch.delenv("REASONLAB_DATA_DIR", raising=False)
+    data_dir = resolve_data_dir()  # the folder shipped with the package
+    path = data_dir / "processbench" / "gsm8k.json"
     raw = json.loads(path.read_text(encoding="utf-8"))
     result = read_records(path, strict=True)
     assert len(result.records) == 400 and not result.skipped
@@ -241,7 +252,8 @@ def test_read_processbench_gsm8k():
         assert record.first_error == item["label"] and record.id == item["id"]
         assert len(record.labels) == len(record.steps) == len(item["steps"])
         assert record.correct is item["final_answer_correct"] and record.prompt == item["problem"]
-    assert resolve_data("processbench:gsm8k", PROCESSBENCH_DIR) == path
+    assert resolve_data("processbench:gsm8k", data_dir) == path
+    assert resolve_data("processbench:gsm8k") == path
 
 
 def test_resolve_data(tmp_path, monkeypatch):
@@ -253,10 +265,13 @@ def test_resolve_data(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="processbench:other"):
         resolve_data("processbench:other", tmp_path)
     monkeypatch.delenv("REASONLAB_DATA_DIR", raising=False)
-    with pytest.raises(DataError, match="REASONLAB_DATA_DIR"):
-        resolve_data("processbench:math", None)
+    assert (
+        resolve_data("processbench:math", None) == shipped_data_dir() / "processbench" / "math.json"
+    )
+    with pytest.raises(DataError, match=f"{tmp_path / 'processbench' / 'math.json'}.*--data-dir"):
+        resolve_data("processbench:math", tmp_path)
     monkeypatch.setenv("REASONLAB_DATA_DIR", str(tmp_path))
-    with pytest.raises(DataError, match="math.json"):
+    with pytest.raises(DataError, match="math.json.*REASONLAB_DATA_DIR"):
         resolve_data("processbench:math", None)
 
 
@@ -270,8 +285,10 @@ BAD_LINES = [  # (line text, field) — good lines are interleaved
     (json.dumps({"prompt": "p", "completions": [], "labels": []}), "completions"),
     ('{"prompt": "p", "completions": ["a"', "json"),
     (json.dumps({"prompt": "p", "completions": ["a"], "labels": ["yes"]}), "labels"),
-    (json.dumps({"prompt": "p", "completions": ["a"], "labels": [True], "first_error": 0}),
-     "first_error"),
+    (
+        json.dumps({"prompt": "p", "completions": ["a"], "labels": [True], "first_error": 0}),
+        "first_error",
+    ),
     (json.dumps([1, 2]), "record"),
     (json.dumps({"completions": ["a"], "labels": [True]}), "prompt"),
 ]
@@ -321,7 +338,8 @@ def test_json_array_reports_the_line_of_a_bad_element(tmp_path):
     result = read_records(path)
     assert len(result.records) == 2
     assert [(s.line, s.field, s.reason) for s in result.skipped] == [
-        (bad_line, "label", "index out of range")]
+        (bad_line, "label", "index out of range")
+    ]
     with pytest.raises(DataError, match=rf"bench\.json:{bad_line}: label: index out of range"):
         read_records(path, strict=True)
 

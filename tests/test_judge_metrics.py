@@ -21,7 +21,7 @@ from reasonlab.evaluate.processbench import (
     tune_split,
     tune_threshold,
 )
-from reasonlab.judges.base import JudgeScores, StepRecord, labels_from_first_error
+from reasonlab.types import JudgeScores, StepRecord, labels_from_first_error
 
 
 def test_earliest_error_is_first_step_strictly_below_threshold():
@@ -41,7 +41,13 @@ def test_processbench_metrics_hand_values():
 
 def test_processbench_metrics_empty_class_gives_zero():
     only_errors = processbench_metrics([2], [2])
-    assert only_errors == {"acc_error": 1.0, "acc_correct": 0.0, "f1": 0.0, "n_error": 1, "n_correct": 0}
+    assert only_errors == {
+        "acc_error": 1.0,
+        "acc_correct": 0.0,
+        "f1": 0.0,
+        "n_error": 1,
+        "n_correct": 0,
+    }
     assert processbench_metrics([], [])["f1"] == 0.0
     with pytest.raises(ValueError):
         processbench_metrics([1], [1, 2])
@@ -75,7 +81,11 @@ def test_ece_two_bins_by_hand():
 
 def test_reliability_rows_only_for_non_empty_bins():
     rows = reliability([0.2, 0.4, 1.0], [False, True, True], bins=4)
-    assert [(r["lo"], r["hi"], r["n"]) for r in rows] == [(0.0, 0.25, 1), (0.25, 0.5, 1), (0.75, 1.0, 1)]
+    assert [(r["lo"], r["hi"], r["n"]) for r in rows] == [
+        (0.0, 0.25, 1),
+        (0.25, 0.5, 1),
+        (0.75, 1.0, 1),
+    ]
     assert rows[1]["confidence"] == pytest.approx(0.4) and rows[1]["accuracy"] == 1.0
 
 
@@ -99,7 +109,9 @@ def test_tune_threshold_returns_midpoint_of_best_range():
 
 
 def test_tune_threshold_ends_and_ties():
-    assert tune_threshold([[1.0, 1.0], [1.0]], [0, -1]) == 0.0  # every threshold scores F1 0: flag nothing
+    assert (
+        tune_threshold([[1.0, 1.0], [1.0]], [0, -1]) == 0.0
+    )  # every threshold scores F1 0: flag nothing
     assert tune_threshold([[0.9], [0.8]], [-1, -1]) == 0.0  # one class only
     assert tune_threshold([[0.3], [0.2, 0.9]], [0, 0]) == 0.0
     assert tune_threshold([], []) == 0.0
@@ -180,13 +192,20 @@ def test_judge_step_metrics_fixed_threshold_by_hand():
     assert got["threshold"] == 0.5 and got["threshold_source"] == "fixed 0.5"
     assert (got["acc_error"], got["acc_correct"], got["f1"]) == (0.5, 0.5, 0.5)
     assert (got["n_error"], got["n_correct"], got["n_records"]) == (2, 2, 5)
-    assert got["step_auroc"] == pytest.approx(23 / 24)  # only 0.45 (right) vs 0.6 (wrong) is misordered
+    assert got["step_auroc"] == pytest.approx(
+        23 / 24
+    )  # only 0.45 (right) vs 0.6 (wrong) is misordered
     assert got["outcome_auroc"] == 1.0
     # outcome bins: 0.8 (right), 0.2 (wrong), and {0.4 wrong, 0.45 right} sharing a bin
     assert got["outcome_ece"] == pytest.approx(0.2 / 4 + 0.2 / 4 + 0.075 * 2 / 4)
     by = got["by_source"]
     assert by["injected:arithmetic"] == {
-        "f1": None, "acc_error": 0.5, "acc_correct": None, "n_error": 2, "n_correct": 0, "n": 2
+        "f1": None,
+        "acc_error": 0.5,
+        "acc_correct": None,
+        "n_error": 2,
+        "n_correct": 0,
+        "n": 2,
     }
     assert by["policy"]["acc_correct"] == 0.0 and by["policy"]["n"] == 1
     assert by["reference"]["acc_correct"] == 1.0 and by["reference"]["acc_error"] is None

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from reasonlab.config import JudgeConfig, config_from_dict
-from reasonlab.judges.base import JudgeScores, StepRecord, aggregate, score_solutions
+from reasonlab.judges.base import aggregate, score_solutions
 from reasonlab.judges.data import eval_records, record_from_text
 from reasonlab.judges.models import LearnedJudge, load_judge
 from reasonlab.judges.montecarlo import montecarlo_labels, policy_continuer, reference_continuer
@@ -17,12 +17,17 @@ from reasonlab.judges.verifier import VerifierJudge
 from reasonlab.models import CharTokenizer, TinyPolicy, TransformerConfig
 from reasonlab.rl.trainer import make_learner, rl_step
 from reasonlab.tasks import get_task
+from reasonlab.types import JudgeScores, StepRecord
 
 
 def tiny_policy(seed=0):
     tok = CharTokenizer()
-    return TinyPolicy.create(TransformerConfig(vocab_size=tok.vocab_size, d_model=32, n_layers=1, n_heads=2,
-                                               max_seq_len=64), seed=seed)
+    return TinyPolicy.create(
+        TransformerConfig(
+            vocab_size=tok.vocab_size, d_model=32, n_layers=1, n_heads=2, max_seq_len=64
+        ),
+        seed=seed,
+    )
 
 
 def arith(**knobs):
@@ -38,11 +43,20 @@ def test_montecarlo_labels_equal_exact_labels_under_the_reference_policy(knobs):
     for p in problems[:10]:
         steps = task.reference_steps(p)
         wrong = task.wrong_step(p, 1, rng)
-        text = "\n".join([steps[0], wrong, "check: wrong", *steps[1:], f"answer: {p.answer}"]) + "\n"
+        text = (
+            "\n".join([steps[0], wrong, "check: wrong", *steps[1:], f"answer: {p.answer}"]) + "\n"
+        )
         records.append(record_from_text(task, p, text, "backtrack"))
-        records.append(record_from_text(task, p, "\n".join([steps[0], "so the total is"]) + "\n", "junk"))
-    assert {r.source for r in records} >= {"reference", "injected:arithmetic", "injected:operand",
-                                          "injected:skipped", "injected:right_answer"}
+        records.append(
+            record_from_text(task, p, "\n".join([steps[0], "so the total is"]) + "\n", "junk")
+        )
+    assert {r.source for r in records} >= {
+        "reference",
+        "injected:arithmetic",
+        "injected:operand",
+        "injected:skipped",
+        "injected:right_answer",
+    }
     relabelled = montecarlo_labels(task, records, reference_continuer(task), n=2, seed=0)
     for exact, mc in zip(records, relabelled):
         assert mc.labels == exact.labels, (exact.source, exact.steps)
@@ -53,11 +67,15 @@ def test_montecarlo_labels_equal_exact_labels_under_the_reference_policy(knobs):
 def test_montecarlo_labels_with_a_sampled_policy_are_fractions_of_n():
     task = arith()
     records = eval_records(task, task.sample("train", 3, seed=1), seed=1)
-    mc = montecarlo_labels(task, records, policy_continuer(tiny_policy(), max_new_tokens=24), n=4, seed=0)
+    mc = montecarlo_labels(
+        task, records, policy_continuer(tiny_policy(), max_new_tokens=24), n=4, seed=0
+    )
     for r in mc:
         assert len(r.soft_labels) == len(r.steps)
         assert all(s * 4 == int(s * 4) for s in r.soft_labels[:-1])
-        assert list(r.labels) == [all(s > 0 for s in r.soft_labels[: i + 1]) for i in range(len(r.steps))]
+        assert list(r.labels) == [
+            all(s > 0 for s in r.soft_labels[: i + 1]) for i in range(len(r.steps))
+        ]
 
 
 def test_aggregations_and_scores_per_step():
@@ -85,7 +103,9 @@ def marked_records(n, seed):
     rng = random.Random(seed)
     out = []
     for i in range(n):
-        steps = tuple(rng.choice(["good step", "good step", "bad step"]) for _ in range(rng.randint(1, 4)))
+        steps = tuple(
+            rng.choice(["good step", "good step", "bad step"]) for _ in range(rng.randint(1, 4))
+        )
         first = next((j for j, s in enumerate(steps) if s == "bad step"), -1)
         labels = tuple(first < 0 or j < first for j in range(len(steps)))
         out.append(StepRecord(f"problem {i % 7}\n", steps, labels, first, first < 0, id=str(i)))
@@ -96,7 +116,9 @@ def train_prm(head="prm", steps=80, seed=0, train_backbone=True):
     policy = tiny_policy(seed)
     train, val = marked_records(200, seed=1), marked_records(60, seed=2)
     cfg = JudgeConfig(batch_size=16, max_steps=steps, eval_every=20, patience=10, lr=3e-3)
-    judge = LearnedJudge.from_backbone(policy.module, policy.tokenizer, head, train_backbone=train_backbone)
+    judge = LearnedJudge.from_backbone(
+        policy.module, policy.tokenizer, head, train_backbone=train_backbone
+    )
     return judge, train_reward_model(judge, train, val, cfg, seed=seed), val
 
 
@@ -129,7 +151,11 @@ def test_soft_labels_are_the_targets_when_asked():
     with torch.no_grad():
         judge.model.head.bias.fill_(1.0)  # logit 1 at every step
     rec = StepRecord("p\n", ("a", "b"), (True, False), 1, False, soft_labels=(0.75, 0.0))
-    bce = lambda t: -(t * math.log(1 / (1 + math.exp(-1))) + (1 - t) * math.log(1 - 1 / (1 + math.exp(-1))))  # noqa: E731
+
+    def bce(t: float) -> float:
+        p = 1 / (1 + math.exp(-1))
+        return -(t * math.log(p) + (1 - t) * math.log(1 - p))
+
     hard = pointwise_loss(judge, [rec], (1.0, 1.0)).item()
     soft = pointwise_loss(judge, [rec], (1.0, 1.0), soft=True).item()
     assert hard == pytest.approx((bce(1.0) + bce(0.0)) / 2, rel=1e-5)
@@ -140,8 +166,14 @@ def test_class_weights_balance_the_classes():
     recs = [StepRecord("p", ("a", "b", "c"), (True, True, False), 2, False)]
     w_pos, w_neg = class_weights(recs, "prm")
     assert 2 * w_pos == pytest.approx(w_neg) and 2 * w_pos + w_neg == pytest.approx(3)
-    pairs = make_pairs([StepRecord("p", ("a",), (True,), -1, True), StepRecord("p", ("b",), (False,), 0, False),
-                        StepRecord("q", ("c",), (True,), -1, True)], seed=0)
+    pairs = make_pairs(
+        [
+            StepRecord("p", ("a",), (True,), -1, True),
+            StepRecord("p", ("b",), (False,), 0, False),
+            StepRecord("q", ("c",), (True,), -1, True),
+        ],
+        seed=0,
+    )
     assert [(a.steps, b.steps) for a, b in pairs] == [(("a",), ("b",))]
 
 
@@ -198,23 +230,37 @@ class Constant:
 
 
 def test_score_solutions_reads_steps_and_gives_zero_without_any():
-    assert score_solutions(Constant(0.8), ["1+2=?\n"] * 3, ["1+2=3\nanswer: 3\n", "answer: 3\n", ""]) == [0.8, 0.8, 0.0]
+    assert score_solutions(
+        Constant(0.8), ["1+2=?\n"] * 3, ["1+2=3\nanswer: 3\n", "answer: 3\n", ""]
+    ) == [0.8, 0.8, 0.0]
 
 
 def test_rl_with_a_learned_reward_logs_the_hacking_gap():
-    cfg = config_from_dict({
-        "seed": 0, "task": {"name": "arith", "knobs": {"n_operands": 2, "digits": 1, "operators": "+"}},
-        "model": {"d_model": 32, "n_layers": 1, "n_heads": 2, "max_seq_len": 64},
-        "rl": {"steps": 2, "prompts_per_step": 4, "group_size": 4, "max_new_tokens": 8, "lr": 1e-2,
-               "rewards": {"judge": 1.0}, "judge": "prm"},
-    })
+    cfg = config_from_dict(
+        {
+            "seed": 0,
+            "task": {"name": "arith", "knobs": {"n_operands": 2, "digits": 1, "operators": "+"}},
+            "model": {"d_model": 32, "n_layers": 1, "n_heads": 2, "max_seq_len": 64},
+            "rl": {
+                "steps": 2,
+                "prompts_per_step": 4,
+                "group_size": 4,
+                "max_new_tokens": 8,
+                "lr": 1e-2,
+                "rewards": {"judge": 1.0},
+                "judge": "prm",
+            },
+        }
+    )
     policy = tiny_policy()
     learner = make_learner(cfg, policy)
     learner.judge = Constant(0.9)
     task = get_task("arith", n_operands=2, digits=1, operators="+")
     m = rl_step(cfg, learner, task, 0)
     # the rewards: 0.9 for every completion with a step or an answer line, 0 for the rest
-    assert 0.0 <= m["reward/judge"] <= 0.9 + 1e-9 and m["reward/mean"] == pytest.approx(m["reward/judge"])
+    assert 0.0 <= m["reward/judge"] <= 0.9 + 1e-9 and m["reward/mean"] == pytest.approx(
+        m["reward/judge"]
+    )
     assert m["hack/gap"] == pytest.approx(m["hack/judge_mean"] - m["hack/verifier_mean"])
     assert m["hack/verifier_mean"] == pytest.approx(m["rl/pass_rate"])
     assert 0.0 <= m["hack/false_accept"] <= 1.0 and 0.0 <= m["hack/judge_accuracy"] <= 1.0

@@ -190,4 +190,7 @@ def test_aggregation_weights_reproduce_each_aggregation():
         weights = aggregation_weights(agg, RAGGED_MASK, 3)
         close((weights * PER_TOKEN).sum(), agg(PER_TOKEN, RAGGED_MASK, 3).item())
     # token_mean weighs the 4 real tokens equally and padding not at all
-    close(aggregation_weights(get_aggregation("token_mean"), RAGGED_MASK, 3), (RAGGED_MASK / 4).tolist())
+    close(
+        aggregation_weights(get_aggregation("token_mean"), RAGGED_MASK, 3),
+        (RAGGED_MASK / 4).tolist(),
+    )

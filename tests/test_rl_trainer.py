@@ -12,7 +12,14 @@ from reasonlab.errors import ConfigError
 from reasonlab.models import CharTokenizer, TinyPolicy, TransformerConfig, load_policy
 from reasonlab.rl.rewards import REWARDS, register_reward
 from reasonlab.rl.rollouts import collect, make_batch
-from reasonlab.rl.trainer import Diverged, make_learner, place_rewards, rl_step, train_rl, validate_rl
+from reasonlab.rl.trainer import (
+    Diverged,
+    make_learner,
+    place_rewards,
+    rl_step,
+    train_rl,
+    validate_rl,
+)
 from reasonlab.tasks import get_task
 
 
@@ -23,19 +30,33 @@ def sevens(problem, rollout, verdict):
 
 
 def tiny_cfg(**rl):
-    return config_from_dict({
-        "seed": 0,
-        "task": {"name": "arith", "knobs": {"n_operands": 2, "digits": 1, "operators": "+"}},
-        "model": {"d_model": 32, "n_layers": 1, "n_heads": 2, "max_seq_len": 64},
-        "rl": {"steps": 4, "prompts_per_step": 4, "group_size": 4, "max_new_tokens": 8, "lr": 1e-2,
-               "rewards": {"sevens": 1.0}, "checkpoint_every": 2, **rl},
-    })
+    return config_from_dict(
+        {
+            "seed": 0,
+            "task": {"name": "arith", "knobs": {"n_operands": 2, "digits": 1, "operators": "+"}},
+            "model": {"d_model": 32, "n_layers": 1, "n_heads": 2, "max_seq_len": 64},
+            "rl": {
+                "steps": 4,
+                "prompts_per_step": 4,
+                "group_size": 4,
+                "max_new_tokens": 8,
+                "lr": 1e-2,
+                "rewards": {"sevens": 1.0},
+                "checkpoint_every": 2,
+                **rl,
+            },
+        }
+    )
 
 
 def tiny_policy(seed=0):
     tok = CharTokenizer()
-    return TinyPolicy.create(TransformerConfig(vocab_size=tok.vocab_size, d_model=32, n_layers=1, n_heads=2,
-                                               max_seq_len=64), seed=seed)
+    return TinyPolicy.create(
+        TransformerConfig(
+            vocab_size=tok.vocab_size, d_model=32, n_layers=1, n_heads=2, max_seq_len=64
+        ),
+        seed=seed,
+    )
 
 
 @pytest.fixture
@@ -52,7 +73,9 @@ def test_one_grpo_update_changes_every_parameter():
     cfg = tiny_cfg()
     policy = tiny_policy()
     before = params(policy)
-    metrics = rl_step(cfg, make_learner(cfg, policy), get_task("arith", n_operands=2, digits=1, operators="+"), 0)
+    metrics = rl_step(
+        cfg, make_learner(cfg, policy), get_task("arith", n_operands=2, digits=1, operators="+"), 0
+    )
     assert metrics["rl/groups_trained"] == 4 and math.isfinite(metrics["rl/loss"])
     for name, p in policy.module.named_parameters():
         assert not torch.equal(p, before[name]), name
@@ -68,18 +91,21 @@ def test_a_few_dozen_grpo_steps_raise_the_reward():
     assert last > first + 0.2, rewards
 
 
-@pytest.mark.parametrize("rl", [
-    {"advantage": "dr_grpo", "aggregation": "seq_sum_norm"},
-    {"advantage": "grpo", "std_scaling": "batch", "aggregation": "seq_mean_token_mean"},
-    {"advantage": "rloo", "num_iterations": 2, "minibatches": 2},
-    {"advantage": "reinforce_pp", "beta": 0.1, "kl_in": "reward", "kl_estimator": "k1"},
-    {"advantage": "reinforce_pp_baseline", "beta": 0.1, "kl_in": "loss", "kl_estimator": "k2"},
-    {"kl_monitor_every": 1},
-    {"advantage": "gae", "beta": 0.05, "kl_in": "reward", "num_iterations": 2},
-    {"policy_loss": "gspo", "epsilon_low": 3e-4, "epsilon_high": 4e-4, "num_iterations": 2},
-    {"entropy_coef": 0.01, "overlong": "mask"},
-    {"overlong": "penalty", "overlong_buffer": 4, "dynamic_sampling": True},
-])
+@pytest.mark.parametrize(
+    "rl",
+    [
+        {"advantage": "dr_grpo", "aggregation": "seq_sum_norm"},
+        {"advantage": "grpo", "std_scaling": "batch", "aggregation": "seq_mean_token_mean"},
+        {"advantage": "rloo", "num_iterations": 2, "minibatches": 2},
+        {"advantage": "reinforce_pp", "beta": 0.1, "kl_in": "reward", "kl_estimator": "k1"},
+        {"advantage": "reinforce_pp_baseline", "beta": 0.1, "kl_in": "loss", "kl_estimator": "k2"},
+        {"kl_monitor_every": 1},
+        {"advantage": "gae", "beta": 0.05, "kl_in": "reward", "num_iterations": 2},
+        {"policy_loss": "gspo", "epsilon_low": 3e-4, "epsilon_high": 4e-4, "num_iterations": 2},
+        {"entropy_coef": 0.01, "overlong": "mask"},
+        {"overlong": "penalty", "overlong_buffer": 4, "dynamic_sampling": True},
+    ],
+)
 def test_every_algorithm_runs_and_reports_finite_metrics(rl):
     cfg = tiny_cfg(**rl)
     policy = tiny_policy()
@@ -90,7 +116,9 @@ def test_every_algorithm_runs_and_reports_finite_metrics(rl):
     assert all(math.isfinite(v) for v in metrics.values()), metrics
     if cfg.rl.beta > 0 or cfg.rl.kl_monitor_every:
         assert "rl/kl_ref" in metrics
-        assert metrics["rl/kl_ref"] >= 0 or cfg.rl.kl_estimator == "k1"  # k1 alone can come out negative
+        assert (
+            metrics["rl/kl_ref"] >= 0 or cfg.rl.kl_estimator == "k1"
+        )  # k1 alone can come out negative
     if cfg.rl.advantage == "gae":
         assert "rl/value_loss" in metrics and learner.critic is not None
     if cfg.rl.num_iterations > 1:
@@ -100,21 +128,29 @@ def test_every_algorithm_runs_and_reports_finite_metrics(rl):
 def test_kl_in_reward_lowers_the_token_rewards_and_the_reward_sits_on_the_last_token():
     cfg = tiny_cfg(beta=0.5, kl_in="reward")
     policy = tiny_policy()
-    collected = collect(policy, get_task("arith", n_operands=2, digits=1, operators="+"), cfg.rl, 0, 0)
+    collected = collect(
+        policy, get_task("arith", n_operands=2, digits=1, operators="+"), cfg.rl, 0, 0
+    )
     batch = make_batch(collected.groups, policy.tokenizer.pad_id)
     plain = place_rewards(batch, cfg.rl, None, None)  # (B, L)
     rows = torch.arange(len(batch.lengths))
     assert torch.equal(plain[rows, batch.lengths - 1], batch.rewards)
     assert plain.sum() == batch.rewards.sum()
     logp = torch.zeros_like(plain)
-    penalised = place_rewards(batch, cfg.rl, logp - 1.0, logp)  # k3 of a log-ratio of 1 nat: e^-1 + 1 - 1
+    penalised = place_rewards(
+        batch, cfg.rl, logp - 1.0, logp
+    )  # k3 of a log-ratio of 1 nat: e^-1 + 1 - 1
     assert torch.allclose(plain - penalised, 0.5 * math.exp(-1) * batch.token_mask)
 
 
 def test_dynamic_sampling_keeps_only_groups_with_signal():
     cfg = tiny_cfg(dynamic_sampling=True, max_refill_rounds=2, rewards={"outcome": 1.0})
-    collected = collect(tiny_policy(), get_task("arith", n_operands=2, digits=1, operators="+"), cfg.rl, 0, 0)
-    assert collected.rounds == 3  # a random model never answers: every group is dropped, every refill tried
+    collected = collect(
+        tiny_policy(), get_task("arith", n_operands=2, digits=1, operators="+"), cfg.rl, 0, 0
+    )
+    assert (
+        collected.rounds == 3
+    )  # a random model never answers: every group is dropped, every refill tried
     assert collected.groups == [] and len(collected.sampled) == 12
 
 
@@ -131,12 +167,16 @@ def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path, base_dir):
             raise Killed
 
     with pytest.raises(Killed):
-        train_rl(cfg, tmp_path / "resumed", base_dir, on_step=kill_at_3)  # checkpoint at step 2, killed at 3
+        train_rl(
+            cfg, tmp_path / "resumed", base_dir, on_step=kill_at_3
+        )  # checkpoint at step 2, killed at 3
     resumed = train_rl(cfg, tmp_path / "resumed", base_dir)
     for (name, a), b in zip(whole.module.named_parameters(), resumed.module.parameters()):
         assert torch.equal(a, b), name
     reloaded = load_policy(tmp_path / "resumed" / "rl")
-    assert all(torch.equal(a, b) for a, b in zip(whole.module.parameters(), reloaded.module.parameters()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(whole.module.parameters(), reloaded.module.parameters())
+    )
     lines = (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 5  # the row of the killed step 3 was dropped on resume and written again
 
@@ -159,19 +199,22 @@ def test_nan_reward_stops_and_keeps_the_last_good_checkpoint(tmp_path, base_dir)
         REWARDS.pop("nan_after_two_steps")
 
 
-@pytest.mark.parametrize("rl, fragment", [
-    ({"advantage": "nosuch"}, "rl.advantage"),
-    ({"policy_loss": "nosuch"}, "rl.policy_loss"),
-    ({"aggregation": "nosuch"}, "rl.aggregation"),
-    ({"kl_estimator": "k9"}, "rl.kl_estimator"),
-    ({"rewards": {"nosuch": 1.0}}, "rl.rewards"),
-    ({"rewards": {}}, "rl.rewards"),
-    ({"group_size": 1}, "rl.group_size"),
-    ({"group_size": 1, "advantage": "rloo"}, "rl.group_size"),
-    ({"minibatches": 5}, "rl.minibatches"),
-    ({"task_knobs": {"n_operands": 99}}, "rl.task_knobs"),
-    ({"task_knobs": {"operandz": 3}}, "rl.task_knobs"),
-])
+@pytest.mark.parametrize(
+    "rl, fragment",
+    [
+        ({"advantage": "nosuch"}, "rl.advantage"),
+        ({"policy_loss": "nosuch"}, "rl.policy_loss"),
+        ({"aggregation": "nosuch"}, "rl.aggregation"),
+        ({"kl_estimator": "k9"}, "rl.kl_estimator"),
+        ({"rewards": {"nosuch": 1.0}}, "rl.rewards"),
+        ({"rewards": {}}, "rl.rewards"),
+        ({"group_size": 1}, "rl.group_size"),
+        ({"group_size": 1, "advantage": "rloo"}, "rl.group_size"),
+        ({"minibatches": 5}, "rl.minibatches"),
+        ({"task_knobs": {"n_operands": 99}}, "rl.task_knobs"),
+        ({"task_knobs": {"operandz": 3}}, "rl.task_knobs"),
+    ],
+)
 def test_bad_rl_config_is_one_clear_error(rl, fragment):
     with pytest.raises(ConfigError, match=fragment.replace(".", r"\.")):
         validate_rl(tiny_cfg(**rl))
@@ -182,7 +225,10 @@ def test_rl_task_knobs_train_at_another_difficulty(tmp_path, base_dir):
     cfg = tiny_cfg(steps=1, task_knobs={"n_operands": 4})
     train_rl(cfg, tmp_path / "run", base_dir)
     row = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
-    assert row["rl/prompt_tokens"] == 16 * 11 and row["rl/trained_tokens"] == 16 * 11 + row["rl/completion_tokens"]
+    assert (
+        row["rl/prompt_tokens"] == 16 * 11
+        and row["rl/trained_tokens"] == 16 * 11 + row["rl/completion_tokens"]
+    )
     train_rl(tiny_cfg(steps=1), tmp_path / "plain", base_dir)
     plain = (tmp_path / "plain" / "metrics.jsonl").read_text().splitlines()[0]
     assert json.loads(plain)["rl/prompt_tokens"] == 16 * 7
@@ -192,11 +238,14 @@ def test_group_size_one_is_fine_without_a_group_baseline():
     validate_rl(tiny_cfg(group_size=1, advantage="reinforce_pp"))
 
 
-@pytest.mark.parametrize("rl", [
-    {"aggregation": "seq_mean_token_mean", "beta": 0.1, "entropy_coef": 0.01},
-    {"aggregation": "token_mean", "advantage": "gae"},
-    {"aggregation": "seq_sum_norm", "advantage": "dr_grpo"},
-])
+@pytest.mark.parametrize(
+    "rl",
+    [
+        {"aggregation": "seq_mean_token_mean", "beta": 0.1, "entropy_coef": 0.01},
+        {"aggregation": "token_mean", "advantage": "gae"},
+        {"aggregation": "seq_sum_norm", "advantage": "dr_grpo"},
+    ],
+)
 def test_micro_batches_give_the_same_update_as_the_whole_batch(rl):
     task = get_task("arith", n_operands=2, digits=1, operators="+")
     results = []

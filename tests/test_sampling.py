@@ -12,7 +12,10 @@ PROMPTS = ["1+1=", "12+345=", "7", "Q: 99-3?\n"]
 
 
 def problems(prompts=PROMPTS):
-    return [Problem(id=f"p{i}", task="test", prompt=p, answer="", difficulty=1) for i, p in enumerate(prompts)]
+    return [
+        Problem(id=f"p{i}", task="test", prompt=p, answer="", difficulty=1)
+        for i, p in enumerate(prompts)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +51,9 @@ def test_shapes_order_and_prompts(policy):
 def test_same_seed_same_rollouts_other_seed_differs(policy):
     a = generate(policy, problems(), n=4, seed=1, max_new_tokens=12)
     assert a == generate(policy, problems(), n=4, seed=1, max_new_tokens=12)
-    assert [r.token_ids for r in a] != [r.token_ids for r in generate(policy, problems(), n=4, seed=2,
-                                                                      max_new_tokens=12)]
+    assert [r.token_ids for r in a] != [
+        r.token_ids for r in generate(policy, problems(), n=4, seed=2, max_new_tokens=12)
+    ]
 
 
 def test_rollouts_do_not_depend_on_batch_size(policy):
@@ -103,7 +107,13 @@ def test_training_mode_is_restored(policy):
 
 
 def test_bad_arguments(policy):
-    for kwargs in [dict(n=0), dict(temperature=-1.0), dict(top_p=0.0), dict(stop=[""]), dict(stop="\n")]:
+    for kwargs in [
+        dict(n=0),
+        dict(temperature=-1.0),
+        dict(top_p=0.0),
+        dict(stop=[""]),
+        dict(stop="\n"),
+    ]:
         args = dict(n=1, seed=0) | kwargs
         with pytest.raises(ValueError):
             generate(policy, problems(), **args)
@@ -148,21 +158,31 @@ class ScriptedPolicy:
 
 def scripted(texts: dict[str, str]) -> ScriptedPolicy:
     tok = CharTokenizer()
-    return ScriptedPolicy({p: [tok.eos_id if c == "$" else tok.encode(c)[0] for c in t] for p, t in texts.items()})
+    return ScriptedPolicy(
+        {p: [tok.eos_id if c == "$" else tok.encode(c)[0] for c in t] for p, t in texts.items()}
+    )
 
 
 def test_stop_strings_cut_text_and_tokens():
     pol = scripted({"a": "12\n\nxyz", "b": "no stop here", "c": "x=5. y", "d": "4\n5\n\n"})
-    out = generate(pol, problems(["a", "b", "c", "d"]), n=1, seed=0, max_new_tokens=12, stop=["\n\n", "."])
+    out = generate(
+        pol, problems(["a", "b", "c", "d"]), n=1, seed=0, max_new_tokens=12, stop=["\n\n", "."]
+    )
     assert [(r.text, r.finish_reason) for r in out] == [
-        ("12\n\n", "stop"), ("no stop here", "length"), ("x=5.", "stop"), ("4\n5\n\n", "stop")]
+        ("12\n\n", "stop"),
+        ("no stop here", "length"),
+        ("x=5.", "stop"),
+        ("4\n5\n\n", "stop"),
+    ]
     for r in out:
         assert len(r.token_ids) == len(r.logprobs) == len(r.mask)
         assert pol.tokenizer.decode(r.token_ids) == r.text
 
 
 def test_stop_strings_in_the_prompt_do_not_count():
-    out = generate(scripted({"x.": "ab.c"}), problems(["x."]), n=1, seed=0, max_new_tokens=8, stop=["."])
+    out = generate(
+        scripted({"x.": "ab.c"}), problems(["x."]), n=1, seed=0, max_new_tokens=8, stop=["."]
+    )
     assert (out[0].text, out[0].finish_reason) == ("ab.", "stop")
 
 
@@ -176,5 +196,7 @@ def test_eos_finishes_and_is_kept_in_tokens():
 
 
 def test_eos_before_a_stop_string_wins():
-    out = generate(scripted({"a": "x$.."}), problems(["a"]), n=1, seed=0, max_new_tokens=6, stop=["."])
+    out = generate(
+        scripted({"a": "x$.."}), problems(["a"]), n=1, seed=0, max_new_tokens=6, stop=["."]
+    )
     assert (out[0].text, out[0].finish_reason) == ("x", "eos")

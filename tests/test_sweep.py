@@ -13,14 +13,23 @@ import yaml
 
 from reasonlab.errors import ConfigError
 from reasonlab.experiments.sweep_plan import axis_keys, load_plan, value_label
-from reasonlab.experiments.sweep_report import average_ranks, spearman, verification_gaps
+from reasonlab.reports.sweep import average_ranks, spearman, verification_gaps
 
 TINY_SET = {
-    "pretrain": {"token_budget": 20000, "batch_size": 8, "seq_len": 64, "eval_every": 20, "checkpoint_every": 20,
-                 "corpus_docs": 1000},
+    "pretrain": {
+        "token_budget": 20000,
+        "batch_size": 8,
+        "seq_len": 64,
+        "eval_every": 20,
+        "checkpoint_every": 20,
+        "corpus_docs": 1000,
+    },
     "model": {"d_model": 32, "n_layers": 1, "n_heads": 2},
     "eval": {"n_problems": 6, "n_samples": 4, "levels": [], "max_new_tokens": 32},
-    "rl.steps": 2, "rl.prompts_per_step": 4, "rl.group_size": 4, "rl.max_new_tokens": 32,
+    "rl.steps": 2,
+    "rl.prompts_per_step": 4,
+    "rl.group_size": 4,
+    "rl.max_new_tokens": 32,
     "judge.heads": [],
 }
 SHORTCUT = {"answer_only": 0.6, "steps": 0.4, "backtrack": 0.0}
@@ -34,7 +43,9 @@ def write_sweep(tmp_path, name="tiny", **fields):
 
 
 def reasonlab(*args):
-    return subprocess.run([sys.executable, "-m", "reasonlab.cli", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "reasonlab.cli", *args], capture_output=True, text=True, timeout=300
+    )
 
 
 def assert_one_line_error(proc, *fragments):
@@ -58,57 +69,114 @@ def test_spearman_against_hand_computed_values():
     # ranks (1 2 3 4 5) and (1 2 3.5 5 3.5): sum of centred products 8, sums of squares 10 and 9.5
     assert spearman([1, 2, 3, 4, 5], [5, 6, 7, 8, 7]) == pytest.approx(8 / math.sqrt(95))
     assert spearman([1, 2, 3], [30, 20, 10]) == pytest.approx(-1.0)
-    assert spearman([0.1, 0.5, 0.2, 0.9], [1, 9, 4, 16]) == pytest.approx(1.0)  # monotone, not linear
-    assert spearman([1, None, 3, 2], [1, 5, 3, float("nan")]) == pytest.approx(1.0)  # missing pairs left out
+    assert spearman([0.1, 0.5, 0.2, 0.9], [1, 9, 4, 16]) == pytest.approx(
+        1.0
+    )  # monotone, not linear
+    assert spearman([1, None, 3, 2], [1, 5, 3, float("nan")]) == pytest.approx(
+        1.0
+    )  # missing pairs left out
     assert math.isnan(spearman([1, 1, 1], [1, 2, 3])) and math.isnan(spearman([1], [2]))
 
 
 def test_verification_gap_from_the_judges_best_of_n():
-    summary = {"judge/bo16/prm": 0.8, "judge/bo16/likelihood": 0.5, "judge/bo16/majority": 0.65,
-               "judge/bo16/pass@1": 0.35, "judge/bo16/pass@16": 0.95, "judge/prm/f1": 0.9, "base/pass@1": 0.3}
+    summary = {
+        "judge/bo16/prm": 0.8,
+        "judge/bo16/likelihood": 0.5,
+        "judge/bo16/majority": 0.65,
+        "judge/bo16/pass@1": 0.35,
+        "judge/bo16/pass@16": 0.95,
+        "judge/prm/f1": 0.9,
+        "base/pass@1": 0.3,
+    }
     gaps = verification_gaps(summary)
     assert gaps == {"gv_gap/prm": 0.75, "gv_gap/likelihood": 0.25, "gv_gap/majority": 0.5}
     flat = {"judge/bo4/prm": 0.5, "judge/bo4/pass@1": 0.5, "judge/bo4/pass@4": 0.5}
-    assert verification_gaps(flat) == {"gv_gap/prm": None} and verification_gaps({"base/pass@1": 0.3}) == {}
+    assert (
+        verification_gaps(flat) == {"gv_gap/prm": None}
+        and verification_gaps({"base/pass@1": 0.3}) == {}
+    )
 
 
 def test_cell_names_configs_and_the_quick_grid(tmp_path):
     base = tmp_path / "run.yaml"
     base.write_text("seed: 7\ntask: {name: arith, knobs: {n_operands: 3}}\n")
-    path = write_sweep(tmp_path, base="run.yaml",
-                       grid={"pretrain.token_budget": [500000, 1500000], "traces": [SHORTCUT, CHECKS]},
-                       labels={"traces": ["shortcut", "checks"]},
-                       quick={"grid": {"pretrain.token_budget": [1500000, 250000], "traces": ["checks"]},
-                              "set": {"rl.steps": 1}})
+    path = write_sweep(
+        tmp_path,
+        base="run.yaml",
+        grid={"pretrain.token_budget": [500000, 1500000], "traces": [SHORTCUT, CHECKS]},
+        labels={"traces": ["shortcut", "checks"]},
+        quick={
+            "grid": {"pretrain.token_budget": [1500000, 250000], "traces": ["checks"]},
+            "set": {"rl.steps": 1},
+        },
+    )
     plan = load_plan(path)
-    assert [c.name for c in plan.cells] == ["token_budget-500k__traces-shortcut", "token_budget-500k__traces-checks",
-                                            "token_budget-1.5M__traces-shortcut", "token_budget-1.5M__traces-checks"]
+    assert [c.name for c in plan.cells] == [
+        "token_budget-500k__traces-shortcut",
+        "token_budget-500k__traces-checks",
+        "token_budget-1.5M__traces-shortcut",
+        "token_budget-1.5M__traces-checks",
+    ]
     cfg = plan.cells[1].config
-    assert cfg.pretrain.token_budget == 500000 and cfg.traces.backtrack == 0.5 and cfg.traces.answer_only == 0.0
-    assert cfg.seed == 7 and cfg.task.knobs == {"n_operands": 3} and cfg.rl.steps == 2 and cfg.judge.heads == []
+    assert (
+        cfg.pretrain.token_budget == 500000
+        and cfg.traces.backtrack == 0.5
+        and cfg.traces.answer_only == 0.0
+    )
+    assert (
+        cfg.seed == 7
+        and cfg.task.knobs == {"n_operands": 3}
+        and cfg.rl.steps == 2
+        and cfg.judge.heads == []
+    )
     assert plan.cells[1].label == "500k checks" and plan.default_out.name == "tiny"
     quick = load_plan(path, quick=True)
-    assert [c.name for c in quick.cells] == ["token_budget-1.5M__traces-checks", "token_budget-250k__traces-checks"]
+    assert [c.name for c in quick.cells] == [
+        "token_budget-1.5M__traces-checks",
+        "token_budget-250k__traces-checks",
+    ]
     assert all(c.config.rl.steps == 1 and c.config.traces.backtrack == 0.5 for c in quick.cells)
     assert quick.default_out.name == "tiny-quick"
     assert axis_keys(["pretrain.lr", "rl.lr", "seed"]) == ["pretrain.lr", "rl.lr", "seed"]
-    assert [value_label(v) for v in (3000000, 1234, 0.003, -0.5, "+-", "a b", True, {"a": 1, "b": 0.5})] == \
-        ["3M", "1234", "0.003", "minus0.5", "+-", "a-b", "true", "a1-b0.5"]
+    assert [
+        value_label(v) for v in (3000000, 1234, 0.003, -0.5, "+-", "a b", True, {"a": 1, "b": 0.5})
+    ] == ["3M", "1234", "0.003", "minus0.5", "+-", "a-b", "true", "a1-b0.5"]
 
 
-@pytest.mark.parametrize("fields, fragments", [
-    ({"grid": {}}, ["grid is empty"]),
-    ({}, ["grid", "Field required"]),
-    ({"grid": {"pretrain.lr": []}}, ["grid.pretrain.lr", "no values"]),
-    ({"grid": {"pretrain.lr": [0.001, 0.001]}}, ["grid.pretrain.lr", "would both be named '0.001'"]),
-    ({"grid": {"pretrain.lr": [0.001, 0.002]}, "labels": {"pretrain.lr": ["low", "low"]}}, ["would both be named 'low'"]),
-    ({"grid": {"pretrain.lr": [0.001]}, "labels": {"pretrain.lr": ["a/b"]}}, ["'a/b'", "not a safe name"]),
-    ({"grid": {"pretrain.token_budgt": [1000]}}, ["grid pretrain.token_budgt=1000", "unknown config path"]),
-    ({"grid": {"pretrain.lr": [0.001]}, "set": {"rl.stepz": 3}}, ["set rl.stepz=3", "unknown config path"]),
-    ({"grid": {"traces": [{"steps": -1.0}]}}, ["traces.steps"]),
-    ({"grid": {"seed": [0]}, "quick": {"grid": {"pretrain.lr": [0.1]}}}, ["quick.grid.pretrain.lr", "not an axis"]),
-    ({"grids": {"seed": [0]}}, ["grids", "unknown field"]),
-])
+@pytest.mark.parametrize(
+    "fields, fragments",
+    [
+        ({"grid": {}}, ["grid is empty"]),
+        ({}, ["grid", "Field required"]),
+        ({"grid": {"pretrain.lr": []}}, ["grid.pretrain.lr", "no values"]),
+        (
+            {"grid": {"pretrain.lr": [0.001, 0.001]}},
+            ["grid.pretrain.lr", "would both be named '0.001'"],
+        ),
+        (
+            {"grid": {"pretrain.lr": [0.001, 0.002]}, "labels": {"pretrain.lr": ["low", "low"]}},
+            ["would both be named 'low'"],
+        ),
+        (
+            {"grid": {"pretrain.lr": [0.001]}, "labels": {"pretrain.lr": ["a/b"]}},
+            ["'a/b'", "not a safe name"],
+        ),
+        (
+            {"grid": {"pretrain.token_budgt": [1000]}},
+            ["grid pretrain.token_budgt=1000", "unknown config path"],
+        ),
+        (
+            {"grid": {"pretrain.lr": [0.001]}, "set": {"rl.stepz": 3}},
+            ["set rl.stepz=3", "unknown config path"],
+        ),
+        ({"grid": {"traces": [{"steps": -1.0}]}}, ["traces.steps"]),
+        (
+            {"grid": {"seed": [0]}, "quick": {"grid": {"pretrain.lr": [0.1]}}},
+            ["quick.grid.pretrain.lr", "not an axis"],
+        ),
+        ({"grids": {"seed": [0]}}, ["grids", "unknown field"]),
+    ],
+)
 def test_bad_sweep_files_are_one_line_and_write_nothing(tmp_path, fields, fragments):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({"name": "bad", **fields}))
@@ -121,9 +189,15 @@ def test_bad_sweep_files_are_one_line_and_write_nothing(tmp_path, fields, fragme
 
 def test_bad_sweep_file_through_the_command(tmp_path):
     out = tmp_path / "out"
-    path = write_sweep(tmp_path, grid={"pretrain.lr": [0.001, 0.002]}, labels={"pretrain.lr": ["x", "x"]})
-    assert_one_line_error(reasonlab("sweep", "--config", str(path), "--out", str(out)), "would both be named")
-    assert_one_line_error(reasonlab("sweep", "--config", str(tmp_path / "none.yaml")), "none.yaml", "not found")
+    path = write_sweep(
+        tmp_path, grid={"pretrain.lr": [0.001, 0.002]}, labels={"pretrain.lr": ["x", "x"]}
+    )
+    assert_one_line_error(
+        reasonlab("sweep", "--config", str(path), "--out", str(out)), "would both be named"
+    )
+    assert_one_line_error(
+        reasonlab("sweep", "--config", str(tmp_path / "none.yaml")), "none.yaml", "not found"
+    )
     assert not out.exists()
 
 
@@ -131,22 +205,35 @@ def test_bad_sweep_file_through_the_command(tmp_path):
 
 
 def test_a_2x1_sweep_completes_resumes_and_redoes_an_interrupted_cell(tmp_path):
-    path = write_sweep(tmp_path, grid={"traces": [SHORTCUT, CHECKS], "pretrain.lr": [0.003]},
-                       labels={"traces": ["shortcut", "checks"]})
+    path = write_sweep(
+        tmp_path,
+        grid={"traces": [SHORTCUT, CHECKS], "pretrain.lr": [0.003]},
+        labels={"traces": ["shortcut", "checks"]},
+    )
     out = tmp_path / "out"
     proc = reasonlab("sweep", "--config", str(path), "--out", str(out))
     assert proc.returncode == 0, proc.stderr + proc.stdout
     assert "cell 1 of 2: traces-shortcut__lr-0.003" in proc.stdout and "cell 2 of 2" in proc.stdout
     state = json.loads((out / "sweep.json").read_text())
-    assert [c["status"] for c in state["cells"]] == ["finished", "finished"] and state["status"] == "finished"
+    assert [c["status"] for c in state["cells"]] == ["finished", "finished"] and state[
+        "status"
+    ] == "finished"
     for row in state["cells"]:
         cell = out / row["dir"]
         records = json.loads((cell / "eval" / "base.json").read_text())["problems"]
         summary = json.loads((cell / "summary.json").read_text())
-        assert row["base"]["pass@1"] == pytest.approx(sum(r["n_correct"] / r["n"] for r in records) / 6, abs=1e-4)
-        assert row["base"]["never"] == pytest.approx(sum(r["n_correct"] == 0 for r in records) / 6, abs=1e-4)
-        assert {"headroom", "learnable", "check_rate", "backtrack_rate", "answer_entropy"} <= set(row["base"])
-        assert row["gain"]["pass@4"] == pytest.approx(summary["rl/pass@4"] - summary["base/pass@4"], abs=1e-4)
+        assert row["base"]["pass@1"] == pytest.approx(
+            sum(r["n_correct"] / r["n"] for r in records) / 6, abs=1e-4
+        )
+        assert row["base"]["never"] == pytest.approx(
+            sum(r["n_correct"] == 0 for r in records) / 6, abs=1e-4
+        )
+        assert {"headroom", "learnable", "check_rate", "backtrack_rate", "answer_entropy"} <= set(
+            row["base"]
+        )
+        assert row["gain"]["pass@4"] == pytest.approx(
+            summary["rl/pass@4"] - summary["base/pass@4"], abs=1e-4
+        )
         assert row["values"]["pretrain.lr"] == 0.003 and row["timings"]["wall_s"] > 0
     assert state["cells"][1]["values"]["traces"] == CHECKS
     assert "headroom" in state["correlations"] and "pass@k" in state["correlations"]["headroom"]
@@ -159,32 +246,54 @@ def test_a_2x1_sweep_completes_resumes_and_redoes_an_interrupted_cell(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("finished earlier, skipped") == 2 and mtimes(out) == before
 
-    (out / "cells" / "traces-checks__lr-0.003" / "summary.json").unlink()  # interrupted before the end
+    (
+        out / "cells" / "traces-checks__lr-0.003" / "summary.json"
+    ).unlink()  # interrupted before the end
     proc = reasonlab("sweep", "--config", str(path), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.count("finished earlier, skipped") == 1 and "evaluating the RL model" in proc.stdout
+    assert (
+        proc.stdout.count("finished earlier, skipped") == 1
+        and "evaluating the RL model" in proc.stdout
+    )
     after = mtimes(out)
     assert after["traces-shortcut__lr-0.003"] == before["traces-shortcut__lr-0.003"]
     assert after["traces-checks__lr-0.003"] != before["traces-checks__lr-0.003"]
     again = json.loads((out / "sweep.json").read_text())
     assert [c["status"] for c in again["cells"]] == ["finished", "finished"]
-    assert again["cells"][0]["timings"] == state["cells"][0]["timings"]  # the skipped cell keeps its timings
+    assert (
+        again["cells"][0]["timings"] == state["cells"][0]["timings"]
+    )  # the skipped cell keeps its timings
 
-    changed = write_sweep(tmp_path, grid={"traces": [SHORTCUT, CHECKS], "pretrain.lr": [0.003]},
-                          labels={"traces": ["shortcut", "checks"]}, quick={"set": {"rl.steps": 1}})
-    assert_one_line_error(reasonlab("sweep", "--config", str(changed), "--quick", "--out", str(out)),
-                          "traces-shortcut__lr-0.003", "rl.steps differs")
+    changed = write_sweep(
+        tmp_path,
+        grid={"traces": [SHORTCUT, CHECKS], "pretrain.lr": [0.003]},
+        labels={"traces": ["shortcut", "checks"]},
+        quick={"set": {"rl.steps": 1}},
+    )
+    assert_one_line_error(
+        reasonlab("sweep", "--config", str(changed), "--quick", "--out", str(out)),
+        "traces-shortcut__lr-0.003",
+        "rl.steps differs",
+    )
     assert mtimes(out) == after
 
 
 def test_a_diverging_cell_is_recorded_and_the_other_finishes(tmp_path):
-    path = write_sweep(tmp_path, grid={"pretrain.lr": [1.0e30, 0.003]}, labels={"pretrain.lr": ["huge", "ok"]})
+    path = write_sweep(
+        tmp_path, grid={"pretrain.lr": [1.0e30, 0.003]}, labels={"pretrain.lr": ["huge", "ok"]}
+    )
     out = tmp_path / "out"
     proc = reasonlab("sweep", "--config", str(path), "--out", str(out))
     assert proc.returncode == 1, proc.stderr + proc.stdout
     assert "Traceback" not in proc.stderr and "1 of 2 cells failed (lr-huge)" in proc.stderr
     state = json.loads((out / "sweep.json").read_text())
     failed, done = state["cells"]
-    assert failed["status"] == "failed" and "diverged" in failed["error"] and "\n" not in failed["error"]
+    assert (
+        failed["status"] == "failed"
+        and "diverged" in failed["error"]
+        and "\n" not in failed["error"]
+    )
     assert done["status"] == "finished" and (out / "cells" / "lr-ok" / "summary.json").is_file()
-    assert "lr-huge" in (out / "sweep.md").read_text() and "diverged" in (out / "sweep.md").read_text()
+    assert (
+        "lr-huge" in (out / "sweep.md").read_text() and "diverged" in (out / "sweep.md").read_text()
+    )

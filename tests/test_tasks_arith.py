@@ -45,7 +45,12 @@ def test_reference_solution_is_correct(task, p66):
     v = task.verify(p66, "37+48=85\n85-19=66\nanswer: 66\n")
     assert v.outcome is Outcome.CORRECT and v.correct
     assert (v.answer, v.steps_valid, v.first_error, v.checks, v.backtracks) == (
-        "66", (True, True), -1, 0, 0)
+        "66",
+        (True, True),
+        -1,
+        0,
+        0,
+    )
 
 
 def test_answer_only(task, p66):
@@ -60,12 +65,23 @@ def test_answer_forms(task, p66):
     assert task.verify(p66, "answer: -66\n").answer == "-66"
 
 
-@pytest.mark.parametrize("text", [
-    "", "\n\n", "37+48=85\n85-19=66\n", "answer:\n", "answer: sixty-six\n", "answer: 66.0\n",
-    "answer: 66 apples\n", "answer: 6 6\n", "answer: --66\n", "the answer: 66\n",
-    "answer: \u0666\u0666\n",  # Arabic-Indic digits are not ASCII integers
-    "answer: \uff16\uff16\n",  # fullwidth digits
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "\n\n",
+        "37+48=85\n85-19=66\n",
+        "answer:\n",
+        "answer: sixty-six\n",
+        "answer: 66.0\n",
+        "answer: 66 apples\n",
+        "answer: 6 6\n",
+        "answer: --66\n",
+        "the answer: 66\n",
+        "answer: \u0666\u0666\n",  # Arabic-Indic digits are not ASCII integers
+        "answer: \uff16\uff16\n",  # fullwidth digits
+    ],
+)
 def test_malformed(task, p66, text):
     v = task.verify(p66, text)
     assert v.outcome is Outcome.MALFORMED and v.answer is None
@@ -103,16 +119,17 @@ def test_junk_and_blank_lines(task, p66):
     text = "Let me think.\n\n37+48=85\n   \n85-19=66\nanswer: 66\n"
     assert judge(task, p66, text) == (Outcome.CORRECT, (False, True, True), 0)
     assert judge(task, p66, "  37 + 48 = 85 \r\n85-19=66\r\nanswer: 66\r\n") == (
-        Outcome.CORRECT, (True, True), -1)
+        Outcome.CORRECT,
+        (True, True),
+        -1,
+    )
 
 
 def test_right_arithmetic_wrong_chain(task, p66):
     # wrong right operand: 37+49 is true but 49 is not operand 1
-    assert judge(task, p66, "37+49=86\n86-19=67\nanswer: 67\n") == (
-        Outcome.WRONG, (False, True), 0)
+    assert judge(task, p66, "37+49=86\n86-19=67\nanswer: 67\n") == (Outcome.WRONG, (False, True), 0)
     # wrong left operand in step 1: does not continue from 85
-    assert judge(task, p66, "37+48=85\n84-19=65\nanswer: 65\n") == (
-        Outcome.WRONG, (True, False), 1)
+    assert judge(task, p66, "37+48=85\n84-19=65\nanswer: 65\n") == (Outcome.WRONG, (True, False), 1)
     # wrong operator, swapped operands, skipped operand
     assert judge(task, p66, "37-48=-11\n")[1] == (False,)
     assert judge(task, p66, "48+37=85\n")[1] == (False,)
@@ -128,13 +145,15 @@ def test_right_answer_through_wrong_step(task, p66):
 
 def test_wrong_result_is_blamed_once(task, p66):
     # step 1 continues from the claimed 86, so only step 0 is wrong
-    assert judge(task, p66, "37+48=86\n86-19=67\nanswer: 67\n") == (
-        Outcome.WRONG, (False, True), 0)
+    assert judge(task, p66, "37+48=86\n86-19=67\nanswer: 67\n") == (Outcome.WRONG, (False, True), 0)
 
 
 def test_extra_step_past_the_chain_is_invalid(task, p66):
     assert judge(task, p66, "37+48=85\n85-19=66\n66+0=66\nanswer: 66\n") == (
-        Outcome.CORRECT, (True, True, False), 2)
+        Outcome.CORRECT,
+        (True, True, False),
+        2,
+    )
 
 
 def test_checks_and_backtracks(task, p66):
@@ -176,17 +195,24 @@ def test_negative_intermediates(task):
     p = make(task, (12, 48, 5), "-+", -31)
     assert task.reference_steps(p) == ["12-48=-36", "-36+5=-31"]
     assert judge(task, p, "12-48=-36\n-36+5=-31\nanswer: -31\n") == (
-        Outcome.CORRECT, (True, True), -1)
+        Outcome.CORRECT,
+        (True, True),
+        -1,
+    )
     assert judge(task, p, "12-48=36\n36+5=41\nanswer: 41\n") == (Outcome.WRONG, (False, True), 0)
 
 
 # ---------------------------------------------------------------- generation and wrong steps
 
 
-@pytest.mark.parametrize("knobs", [
-    {}, {"n_operands": 5, "digits": 1, "operators": "+-*"}, {"n_operands": 2, "digits": 4,
-                                                              "operators": "*"},
-])
+@pytest.mark.parametrize(
+    "knobs",
+    [
+        {},
+        {"n_operands": 5, "digits": 1, "operators": "+-*"},
+        {"n_operands": 2, "digits": 4, "operators": "*"},
+    ],
+)
 def test_generated_problems(knobs):
     task = get_task("arith", **knobs)
     n, d = task.knobs["n_operands"], task.knobs["digits"]
@@ -263,8 +289,18 @@ def test_sample_errors():
 
 
 def test_registry():
-    assert list_tasks() == ["aime24", "aime25", "amc23", "arith", "chess", "countdown", "gsm8k", "gym:<name>",
-                            "math", "math500"]
+    assert list_tasks() == [
+        "aime24",
+        "aime25",
+        "amc23",
+        "arith",
+        "chess",
+        "countdown",
+        "gsm8k",
+        "gym:<name>",
+        "math",
+        "math500",
+    ]
     task = get_task("arith", digits=3)
     assert isinstance(task, ArithmeticTask) and task.name == "arith"
     assert task.knobs == {"n_operands": 3, "digits": 3, "operators": "+-", "test_fraction": 0.1}
@@ -274,18 +310,32 @@ def test_registry():
 def test_registry_errors():
     with pytest.raises(ConfigError) as err:
         get_task("foo")
-    assert str(err.value).startswith("unknown task 'foo' (known: aime24, aime25, amc23, arith, chess, countdown")
+    assert str(err.value).startswith(
+        "unknown task 'foo' (known: aime24, aime25, amc23, arith, chess, countdown"
+    )
     with pytest.raises(ConfigError) as err:
         get_task("arith", digitz=2)
     assert "'digitz'" in str(err.value)
     assert "digits, n_operands, operators, test_fraction" in str(err.value)
 
 
-@pytest.mark.parametrize("knob,value", [
-    ("digits", 0), ("digits", 10), ("digits", "2"), ("digits", True), ("n_operands", 1),
-    ("n_operands", 2.0), ("operators", "+%"), ("operators", ""), ("operators", ["+"]),
-    ("test_fraction", 1.5), ("test_fraction", -0.1), ("test_fraction", float("nan")),
-])
+@pytest.mark.parametrize(
+    "knob,value",
+    [
+        ("digits", 0),
+        ("digits", 10),
+        ("digits", "2"),
+        ("digits", True),
+        ("n_operands", 1),
+        ("n_operands", 2.0),
+        ("operators", "+%"),
+        ("operators", ""),
+        ("operators", ["+"]),
+        ("test_fraction", 1.5),
+        ("test_fraction", -0.1),
+        ("test_fraction", float("nan")),
+    ],
+)
 def test_invalid_knob_values(knob, value):
     with pytest.raises(ConfigError, match=f"invalid knob {knob}="):
         get_task("arith", **{knob: value})

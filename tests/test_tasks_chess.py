@@ -16,7 +16,7 @@ from reasonlab.tasks.base import get_task
 from reasonlab.tasks.chess import ChessTask, read_move
 from reasonlab.tasks.chess_search import checking_moves, forces_mate, random_board, solve
 from reasonlab.tasks.parsing import solution_steps
-from reasonlab.traces import Mixture, corpus, render
+from reasonlab.tasks.traces import Mixture, corpus, render
 from reasonlab.types import Outcome, Problem
 
 BACK_RANK = "6k1/5ppp/8/8/8/8/8/RR4K1 w - -"  # Ra8# and Rb8# both mate
@@ -97,10 +97,14 @@ def random_positions(seed: int, n: int) -> list[chess.Board]:
 
 def test_checking_moves_match_gives_check():
     boards = random_positions(0, 1500)
-    special = ("4k3/8/8/3pP3/8/8/8/4K2R w K d6", "8/8/8/R2pP2k/8/8/8/4K3 w - d6",  # en passant
-               "4k3/8/8/4B3/8/8/8/4R1K1 w - -")  # discovered check
-    boards += [chess.Board(f) for f in (BACK_RANK, BLACK_TO_MOVE, PROMOTION, CASTLING, NO_MATE,
-                                        *special)]
+    special = (
+        "4k3/8/8/3pP3/8/8/8/4K2R w K d6",
+        "8/8/8/R2pP2k/8/8/8/4K3 w - d6",  # en passant
+        "4k3/8/8/4B3/8/8/8/4R1K1 w - -",
+    )  # discovered check
+    boards += [
+        chess.Board(f) for f in (BACK_RANK, BLACK_TO_MOVE, PROMOTION, CASTLING, NO_MATE, *special)
+    ]
     for board in boards:
         want = sorted(m.uci() for m in board.legal_moves if board.gives_check(m))
         assert sorted(m.uci() for m in checking_moves(board)) == want, board.fen()
@@ -137,8 +141,9 @@ def test_hand_made_positions():
 # ---------------------------------------------------------------- generation and references
 
 
-@pytest.mark.parametrize("mate_in,notation,count", [(1, "san", 40), (1, "uci", 40),
-                                                    (2, "san", 12), (2, "uci", 12)])
+@pytest.mark.parametrize(
+    "mate_in,notation,count", [(1, "san", 40), (1, "uci", 40), (2, "san", 12), (2, "uci", 12)]
+)
 def test_generated_references_verify(mate_in, notation, count):
     task = get_task("chess", mate_in=mate_in, notation=notation)
     rng = random.Random(mate_in)
@@ -155,7 +160,11 @@ def test_generated_references_verify(mate_in, notation, count):
         text = "\n".join(steps) + f"\nanswer: {p.answer}\n"
         v = task.verify(p, text)
         assert (v.outcome, v.answer, v.steps_valid, v.first_error) == (
-            Outcome.CORRECT, p.answer, (True,) * len(steps), -1)
+            Outcome.CORRECT,
+            p.answer,
+            (True,) * len(steps),
+            -1,
+        )
         assert len(solution_steps(text)) == len(v.steps_valid)
         assert task.verify(p, f"answer: {p.answer}\n").correct  # answer-only
         for index, move in enumerate(p.meta["pv_uci"]):  # wrong steps; the line ends in mate
@@ -267,7 +276,9 @@ def test_step_rules(m1, m2):
     assert judge(m2, p, "Rg7\nKh4\nRh6#\nKh5\nanswer: Rg7")[2:] == ((True,) * 3 + (False,), 3)
     # an invalid step does not move the position; junk lines are invalid steps
     assert judge(m2, p, "Rg9\nRg7\nmate soon\nKh4\nanswer: Rg7")[2:] == (
-        (False, True, False, True), 0)
+        (False, True, False, True),
+        0,
+    )
     # wrong answer, valid steps: the outcome judges the answer only
     assert judge(m2, p, "Rg7\nKh4\nRh6#\nanswer: Rh6\n")[0] is Outcome.WRONG
     assert judge(m2, p, "Rd1\nKh2\nanswer: Rg7\n")[0] is Outcome.CORRECT
@@ -277,7 +288,12 @@ def test_checks_and_backtracks(m1):
     p = listed(m1, BACK_RANK)
     v = m1.verify(p, "Ra7\ncheck: wrong\nRa8#\ncheck: ok\nanswer: Ra8#\n")
     assert (v.outcome, v.steps_valid, v.first_error, v.checks, v.backtracks) == (
-        Outcome.CORRECT, (True, True), -1, 2, 1)
+        Outcome.CORRECT,
+        (True, True),
+        -1,
+        2,
+        1,
+    )
     v = m1.verify(p, "Qa8\ncheck: wrong\ncheck: wrong\nRa8#\nanswer: Ra8#\n")
     assert (v.steps_valid, v.first_error, v.checks, v.backtracks) == ((False, True), -1, 2, 1)
     v = m1.verify(p, "Qa8\ncheck: ok\nRa8#\nanswer: Ra8#\n")  # an invalid step, not retracted
@@ -286,22 +302,71 @@ def test_checks_and_backtracks(m1):
     assert m1.verify(p, "Ra8#\ncheck: wrong\nKh7\n").steps_valid == (True, False)
 
 
-@pytest.mark.parametrize("text", ["", "Ra8#\n", "answer:", "answer: mate\n", "answer: Ra8# !\n",
-                                  "answer: 0000", "answer: --", "answer: Ra8" + "#" * 100,
-                                  "ANSWER: \u0661\n", "\ud800\x00\n"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "Ra8#\n",
+        "answer:",
+        "answer: mate\n",
+        "answer: Ra8# !\n",
+        "answer: 0000",
+        "answer: --",
+        "answer: Ra8" + "#" * 100,
+        "ANSWER: \u0661\n",
+        "\ud800\x00\n",
+    ],
+)
 def test_malformed(m1, text):
     v = m1.verify(listed(m1, BACK_RANK), text)
     assert v.outcome is Outcome.MALFORMED and v.answer is None
 
 
 def test_fuzzed_outputs_never_raise(m1, m2):
-    fragments = ["Ra8#", "Rb8", "a1a8", "b1b8", "c7c8q", "c8=Q#", "O-O", "0-0-0", "e1g1", "Kh7",
-                 "check: ok", "check: wrong", "answer: ", "answer: Ra8#", "Rg7", "Kh4", "Rh6#",
-                 "\n", "\n", "\n", " ", "x", "=", "+", "#", "-", "K" * 3000, "\u00e9", "\ud800",
-                 "\x00", "--", "0000", "Nxe5", "exd6", "h8=K"]
+    fragments = [
+        "Ra8#",
+        "Rb8",
+        "a1a8",
+        "b1b8",
+        "c7c8q",
+        "c8=Q#",
+        "O-O",
+        "0-0-0",
+        "e1g1",
+        "Kh7",
+        "check: ok",
+        "check: wrong",
+        "answer: ",
+        "answer: Ra8#",
+        "Rg7",
+        "Kh4",
+        "Rh6#",
+        "\n",
+        "\n",
+        "\n",
+        " ",
+        "x",
+        "=",
+        "+",
+        "#",
+        "-",
+        "K" * 3000,
+        "\u00e9",
+        "\ud800",
+        "\x00",
+        "--",
+        "0000",
+        "Nxe5",
+        "exd6",
+        "h8=K",
+    ]
     rng = random.Random(0)
-    problems = [listed(m1, BACK_RANK), listed(m1, PROMOTION), listed(m1, CASTLING),
-                listed(m2, MATE_IN_2)]
+    problems = [
+        listed(m1, BACK_RANK),
+        listed(m1, PROMOTION),
+        listed(m1, CASTLING),
+        listed(m2, MATE_IN_2),
+    ]
     outcomes = set()
     for i in range(1500):
         task, p = (m2, problems[3]) if i % 4 == 3 else (m1, problems[i % 4])
@@ -320,8 +385,9 @@ def test_fuzzed_outputs_never_raise(m1, m2):
 
 def test_listed_positions(tmp_path):
     path = tmp_path / "fens.txt"
-    path.write_text(f"# puzzles\n{BACK_RANK}\n\n{NO_MATE} 0 1\n{MATE_IN_2}\n{BLACK_TO_MOVE}\n"
-                    f"{PROMOTION}\n")
+    path.write_text(
+        f"# puzzles\n{BACK_RANK}\n\n{NO_MATE} 0 1\n{MATE_IN_2}\n{BLACK_TO_MOVE}\n{PROMOTION}\n"
+    )
     task = get_task("chess", mate_in=1, positions=str(path))
     assert task.knobs["positions"] == str(path)
     fens = {p.meta["fen"] for p in task.sample("train", 3, seed=0, distinct=True)}
@@ -355,16 +421,32 @@ def test_knobs():
     task = get_task("chess")
     assert isinstance(task, ChessTask) and task.difficulty_knob == "mate_in"
     assert task.supports_answer_only
-    assert task.knobs == {"mate_in": 1, "pieces": 3, "positions": None, "notation": "san",
-                          "test_fraction": 0.1}
+    assert task.knobs == {
+        "mate_in": 1,
+        "pieces": 3,
+        "positions": None,
+        "notation": "san",
+        "test_fraction": 0.1,
+    }
     with pytest.raises(ConfigError, match="'depth'.*mate_in, notation, pieces, positions"):
         get_task("chess", depth=2)
 
 
-@pytest.mark.parametrize("knob,value", [("mate_in", 0), ("mate_in", 3), ("mate_in", "1"),
-                                        ("mate_in", True), ("pieces", 0), ("pieces", 17),
-                                        ("notation", "lan"), ("notation", None), ("positions", 5),
-                                        ("test_fraction", 2)])
+@pytest.mark.parametrize(
+    "knob,value",
+    [
+        ("mate_in", 0),
+        ("mate_in", 3),
+        ("mate_in", "1"),
+        ("mate_in", True),
+        ("pieces", 0),
+        ("pieces", 17),
+        ("notation", "lan"),
+        ("notation", None),
+        ("positions", 5),
+        ("test_fraction", 2),
+    ],
+)
 def test_invalid_knob_values(knob, value):
     with pytest.raises(ConfigError, match=f"invalid knob {knob}=.*'chess'"):
         get_task("chess", **{knob: value})

@@ -47,7 +47,11 @@ def test_reference_solution_is_correct(task, p75):
     assert task.reference_steps(p75) == ["50-25=25", "25*3=75"]
     v = task.verify(p75, "50-25=25\n25*3=75\nanswer: 75\n")
     assert (v.outcome, v.answer, v.steps_valid, v.first_error) == (
-        Outcome.CORRECT, "75", (True, True), -1)
+        Outcome.CORRECT,
+        "75",
+        (True, True),
+        -1,
+    )
 
 
 def test_other_valid_derivations(task, p75):
@@ -68,13 +72,14 @@ def test_final_step_must_reach_the_target(task, p75):
 def test_number_reuse(task, p75):
     # 25 is in the input once: 25+25 needs two; the one 25 is then consumed anyway
     assert judge(task, p75, "25+25=50\n50+25=75\nanswer: 75\n")[:2] == (
-        Outcome.WRONG, (False, False))
+        Outcome.WRONG,
+        (False, False),
+    )
     assert judge(task, p75, "25+25=50\n50+50=100\n")[1] == (False, True)
     # after 50-25, the input 25 is consumed but the result 25 is available once
     assert judge(task, p75, "50-25=25\n25+25=50\nanswer: 50\n")[1] == (True, False)
     # a consumed number cannot be used again
-    assert judge(task, p75, "50+3=53\n50+25=75\nanswer: 75\n") == (
-        Outcome.WRONG, (True, False), 1)
+    assert judge(task, p75, "50+3=53\n50+25=75\nanswer: 75\n") == (Outcome.WRONG, (True, False), 1)
 
 
 def test_numbers_not_in_the_input(task, p75):
@@ -95,8 +100,7 @@ def test_arithmetic_rules(task):
 def test_right_answer_through_invalid_step(task, p75):
     assert judge(task, p75, "50*3=75\nanswer: 75\n") == (Outcome.WRONG, (False,), 0)
     # a wrong result becomes available, later steps are judged on their own
-    assert judge(task, p75, "50-25=24\n24*3=72\nanswer: 72\n") == (
-        Outcome.WRONG, (False, True), 0)
+    assert judge(task, p75, "50-25=24\n24*3=72\nanswer: 72\n") == (Outcome.WRONG, (False, True), 0)
 
 
 def test_backtracking_restores_numbers(task, p75):
@@ -111,7 +115,11 @@ def test_backtracking_restores_numbers(task, p75):
 def test_retracted_final_step_does_not_count(task, p75):
     v = task.verify(p75, "50-25=25\n25*3=75\ncheck: wrong\nanswer: 75\n")
     assert (v.outcome, v.steps_valid, v.first_error, v.backtracks) == (
-        Outcome.WRONG, (True, True), -1, 1)
+        Outcome.WRONG,
+        (True, True),
+        -1,
+        1,
+    )
     # its result is not available either
     assert judge(task, p75, "50+25=75\ncheck: wrong\n75-3=72\n")[1] == (True, False)
 
@@ -121,10 +129,18 @@ def test_junk_line_makes_the_derivation_invalid(task, p75):
     assert (v.outcome, v.steps_valid, v.first_error) == (Outcome.WRONG, (False, True, True), 0)
 
 
-@pytest.mark.parametrize("text", [
-    "", "50-25=25\n25*3=75\n", "50-25=25\n25*3=7", "answer: seventy-five\n", "answer: 75.0\n",
-    "50-25=25\n25*3=75\nanswer: \u0667\u0665\n", "\u2603\ud800\x00\n",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "50-25=25\n25*3=75\n",
+        "50-25=25\n25*3=7",
+        "answer: seventy-five\n",
+        "answer: 75.0\n",
+        "50-25=25\n25*3=75\nanswer: \u0667\u0665\n",
+        "\u2603\ud800\x00\n",
+    ],
+)
 def test_malformed(task, p75, text):
     v = task.verify(p75, text)
     assert v.outcome is Outcome.MALFORMED and v.answer is None
@@ -146,8 +162,15 @@ def test_judge_steps_reports_the_last_result(p75):
 # ---------------------------------------------------------------- generation and wrong steps
 
 
-@pytest.mark.parametrize("knobs", [{}, {"n_numbers": 2}, {"n_numbers": 6, "max_number": 9},
-                                   {"max_number": 500, "target_max": 1000}])
+@pytest.mark.parametrize(
+    "knobs",
+    [
+        {},
+        {"n_numbers": 2},
+        {"n_numbers": 6, "max_number": 9},
+        {"max_number": 500, "target_max": 1000},
+    ],
+)
 def test_generated_problems(knobs):
     task = get_task("countdown", **knobs)
     n = task.knobs["n_numbers"]
@@ -192,14 +215,21 @@ def test_sample_determinism_and_disjoint_splits(task):
 def test_knobs():
     task = get_task("countdown", n_numbers=3)
     assert isinstance(task, CountdownTask)
-    assert task.knobs == {"n_numbers": 3, "max_number": 50, "target_max": 100,
-                          "test_fraction": 0.1}
+    assert task.knobs == {"n_numbers": 3, "max_number": 50, "target_max": 100, "test_fraction": 0.1}
     with pytest.raises(ConfigError, match="'numbers'.*max_number, n_numbers, target_max"):
         get_task("countdown", numbers=4)
 
 
-@pytest.mark.parametrize("knob,value", [("n_numbers", 1), ("n_numbers", 9), ("max_number", 0),
-                                        ("target_max", 0), ("target_max", "100")])
+@pytest.mark.parametrize(
+    "knob,value",
+    [
+        ("n_numbers", 1),
+        ("n_numbers", 9),
+        ("max_number", 0),
+        ("target_max", 0),
+        ("target_max", "100"),
+    ],
+)
 def test_invalid_knob_values(knob, value):
     with pytest.raises(ConfigError, match=f"invalid knob {knob}=.*'countdown'"):
         get_task("countdown", **{knob: value})
@@ -207,9 +237,29 @@ def test_invalid_knob_values(knob, value):
 
 def test_fuzzed_outputs_never_raise():
     """Random splices of step, check and answer fragments and garbage: always a Verdict."""
-    fragments = ["50-25=25", "25*3=75", "check: ok", "check: wrong", "answer: 75", "answer: x",
-                 "\n", "\n", "=", "-", "/0=", "9" * 3000, "\u00e9", "\ud800", "\x00", " ", "7/",
-                 "answer:", "check:", "-0", "+"]
+    fragments = [
+        "50-25=25",
+        "25*3=75",
+        "check: ok",
+        "check: wrong",
+        "answer: 75",
+        "answer: x",
+        "\n",
+        "\n",
+        "=",
+        "-",
+        "/0=",
+        "9" * 3000,
+        "\u00e9",
+        "\ud800",
+        "\x00",
+        " ",
+        "7/",
+        "answer:",
+        "check:",
+        "-0",
+        "+",
+    ]
     rng = random.Random(0)
     for name in ["arith", "countdown"]:
         task = get_task(name)

@@ -16,7 +16,7 @@ import reasonlab.tasks.gym as gym  # noqa: E402  (registers the gym: family)
 from reasonlab.errors import ConfigError, ReasonlabError  # noqa: E402
 from reasonlab.tasks import get_task  # noqa: E402
 from reasonlab.tasks.base import Task  # noqa: E402
-from reasonlab.traces import Mixture, corpus, render  # noqa: E402
+from reasonlab.tasks.traces import Mixture, corpus, render  # noqa: E402
 from reasonlab.types import Outcome  # noqa: E402
 
 # small configs keep countdown (a search per entry) fast
@@ -215,7 +215,7 @@ def test_steps_and_corpus(task: Task) -> None:
     problems = task.sample("train", n=len(docs), seed=0)
     for doc, p in zip(docs, problems):
         assert doc == p.prompt + f"answer: {p.answer}\n"
-        assert outcome(task, p, doc[len(p.prompt):]) is Outcome.CORRECT
+        assert outcome(task, p, doc[len(p.prompt) :]) is Outcome.CORRECT
 
 
 def test_multiline_answers_use_the_tag() -> None:

@@ -1,5 +1,5 @@
-"""Tests for the math tasks: answer equivalence through math-verify, the shared benchmark files,
-reading bad JSONL, timeouts on any thread, sampling, and named benchmark resolution.
+"""Tests for the math tasks: answer equivalence through math-verify, the benchmark files shipped with
+the package, reading bad JSONL, timeouts on any thread, sampling, and named benchmark resolution.
 
 The equivalence table also documents what math-verify 0.9 still gets wrong (reported in the
 huggingface/Math-Verify issues): those rows are strict xfails, so a fix upstream shows up here.
@@ -26,13 +26,13 @@ from reasonlab.errors import ConfigError, DataError, ReasonlabError
 from reasonlab.tasks.base import get_task
 from reasonlab.tasks.math import BOXED_INSTRUCTION, MathTask
 from reasonlab.tasks.mathcheck import GRACE_S, MathChecker
-from reasonlab.tasks.mathdata import read_math_file
+from reasonlab.tasks.mathdata import read_math_file, resolve_data_dir, shipped_data_dir
 from reasonlab.types import Outcome, Problem
 
-from shared_data import SHARED_DATA
-
 C, W, M = Outcome.CORRECT, Outcome.WRONG, Outcome.MALFORMED
-HANG = r"So the answer is \boxed{9^{9^{9^{9}}}}."  # math-verify without its timeouts runs for minutes
+HANG = (
+    r"So the answer is \boxed{9^{9^{9^{9}}}}."  # math-verify without its timeouts runs for minutes
+)
 BENCHMARK_FILES = {
     "aime24": "aime24_test.jsonl",
     "aime25": "aime25_test.jsonl",
@@ -53,7 +53,9 @@ def problem(gold: str) -> Problem:
 
 @pytest.fixture(scope="module")
 def task(tmp_path_factory: pytest.TempPathFactory) -> MathTask:
-    path = write_jsonl(tmp_path_factory.mktemp("math") / "one.jsonl", [{"problem": "1+1?", "answer": "2"}])
+    path = write_jsonl(
+        tmp_path_factory.mktemp("math") / "one.jsonl", [{"problem": "1+1?", "answer": "2"}]
+    )
     return get_task("math", file=str(path), timeout=2)
 
 
@@ -80,7 +82,10 @@ EQUIVALENT = [
     (r"\{1,2\}", r"\boxed{\{2,1\}}"),
     ("1,2,3", r"\boxed{3,2,1}"),
     (r"\left( 3, \frac{\pi}{2} \right)", r"\boxed{(3, \pi/2)}"),
-    (r"\begin{pmatrix} -7 \\ 16 \\ 5 \end{pmatrix}", r"\boxed{\begin{pmatrix} -7 \\ 16 \\ 5 \end{pmatrix}}"),
+    (
+        r"\begin{pmatrix} -7 \\ 16 \\ 5 \end{pmatrix}",
+        r"\boxed{\begin{pmatrix} -7 \\ 16 \\ 5 \end{pmatrix}}",
+    ),
     ("70000", r"\boxed{70,000}"),
     ("1000", r"\boxed{1{,}000}"),
     (r"\frac{x+2}{7}", r"\boxed{\frac{x}{7}+\frac{2}{7}}"),
@@ -108,7 +113,10 @@ NOT_EQUIVALENT = [
     (r"n=2,3,4", r"\boxed{n=1,2,3}"),  # Math-Verify #14
     ("D=(0,1)", r"\boxed{D=(0,1.5)}"),  # Math-Verify #14
     (r"19, 46, \text{ and } 82", r"\boxed{21, 36, and 82}"),  # Math-Verify #14
-    (r"\frac{x^2}{4}+\frac{y^2}{3}=1", r"\boxed{\frac{x^2}{16}+\frac{y^2}{12}=1}"),  # Math-Verify #40
+    (
+        r"\frac{x^2}{4}+\frac{y^2}{3}=1",
+        r"\boxed{\frac{x^2}{16}+\frac{y^2}{12}=1}",
+    ),  # Math-Verify #40
     (r"Y(x)=-x+C+\frac{D}{x}", r"\boxed{Y(x)=A+\frac{B}{x}-x}"),  # Math-Verify #75 (by design)
     ("p - q", r"\boxed{q-p}"),
     ("(1,2)", r"\boxed{(2,1)}"),
@@ -117,7 +125,10 @@ NOT_EQUIVALENT = [
     ("-5", r"\boxed{5}"),
     (r"\text{(A)}", r"\boxed{B}"),
     (r"\text{Evelyn}", r"\boxed{Evlyne}"),
-    (r"\begin{pmatrix} -7 \\ 16 \\ 5 \end{pmatrix}", r"\boxed{\begin{pmatrix} -7 \\ 16 \\ 6 \end{pmatrix}}"),
+    (
+        r"\begin{pmatrix} -7 \\ 16 \\ 5 \end{pmatrix}",
+        r"\boxed{\begin{pmatrix} -7 \\ 16 \\ 6 \end{pmatrix}}",
+    ),
     ("2", r"\boxed{2} and \boxed{3}"),  # read as the answer set {2, 3}
     ("1", r"I first got \boxed{1}. Wait, that is wrong. The answer is \boxed{2}."),
 ]
@@ -128,24 +139,56 @@ def still_wrong(gold: str, text: str, expected: Outcome, reason: str) -> object:
 
 
 MATH_VERIFY_ERRORS = [
-    still_wrong(r"\frac{1}{2004!}", r"\boxed{\frac{1}{2006!}}", W,
-                "false positive: tiny values equal within numeric precision (Math-Verify #14)"),
-    still_wrong(r"\frac{1}{2^{99}}", r"\boxed{\frac{1}{2^{98}}}", W,
-                "false positive: tiny values equal within numeric precision (Math-Verify #14)"),
-    still_wrong(r"\frac{2^{2005}+1}{3 \cdot 2^{2006}}", r"\boxed{\frac{1}{3 \cdot 2^{2006}}}", W,
-                "false positive: values differing in the 600th digit (Math-Verify #14)"),
-    still_wrong(r"1, 2, \ldots, n", r"\boxed{1, 3, 5, \ldots, 2n-1}", W,
-                "false positive: with \\ldots dropped, both lists are misread as the number 2 (Math-Verify #14)"),
-    still_wrong(r"1 - \frac{1}{\mathrm{e}}", r"\boxed{1-\frac{1}{e}}", C,
-                "false negative: normalising \\mathrm{e} cuts the gold to '1 - \\frac{1}{', which does not "
-                "parse (Math-Verify #14)"),
-    still_wrong("e^{16} - 1", "The answer is -1 + exp(16)", C,
-                "false negative: sympy-style names in plain text are read as products of letters (Math-Verify #69)"),
-    still_wrong("14 - i", r"\boxed{14 - 1.0i}", C,
-                "false negative: a complex number with a float coefficient (Math-Verify #69)"),
-    still_wrong(r"(-\sqrt{3}, \sqrt{3})", r"\boxed{-\sqrt{3} < x < \sqrt{3}}", C,
-                "false negative: a gold interval does not accept the same chained inequality "
-                "(asymmetric by design, Math-Verify #10/#25)"),
+    still_wrong(
+        r"\frac{1}{2004!}",
+        r"\boxed{\frac{1}{2006!}}",
+        W,
+        "false positive: tiny values equal within numeric precision (Math-Verify #14)",
+    ),
+    still_wrong(
+        r"\frac{1}{2^{99}}",
+        r"\boxed{\frac{1}{2^{98}}}",
+        W,
+        "false positive: tiny values equal within numeric precision (Math-Verify #14)",
+    ),
+    still_wrong(
+        r"\frac{2^{2005}+1}{3 \cdot 2^{2006}}",
+        r"\boxed{\frac{1}{3 \cdot 2^{2006}}}",
+        W,
+        "false positive: values differing in the 600th digit (Math-Verify #14)",
+    ),
+    still_wrong(
+        r"1, 2, \ldots, n",
+        r"\boxed{1, 3, 5, \ldots, 2n-1}",
+        W,
+        "false positive: with \\ldots dropped, both lists are misread as the number 2 (Math-Verify #14)",
+    ),
+    still_wrong(
+        r"1 - \frac{1}{\mathrm{e}}",
+        r"\boxed{1-\frac{1}{e}}",
+        C,
+        "false negative: normalising \\mathrm{e} cuts the gold to '1 - \\frac{1}{', which does not "
+        "parse (Math-Verify #14)",
+    ),
+    still_wrong(
+        "e^{16} - 1",
+        "The answer is -1 + exp(16)",
+        C,
+        "false negative: sympy-style names in plain text are read as products of letters (Math-Verify #69)",
+    ),
+    still_wrong(
+        "14 - i",
+        r"\boxed{14 - 1.0i}",
+        C,
+        "false negative: a complex number with a float coefficient (Math-Verify #69)",
+    ),
+    still_wrong(
+        r"(-\sqrt{3}, \sqrt{3})",
+        r"\boxed{-\sqrt{3} < x < \sqrt{3}}",
+        C,
+        "false negative: a gold interval does not accept the same chained inequality "
+        "(asymmetric by design, Math-Verify #10/#25)",
+    ),
 ]
 
 TABLE = (
@@ -162,36 +205,44 @@ def test_equivalence_table(task: MathTask, gold: str, text: str, expected: Outco
 
 
 # ---------------------------------------------------------------------------------------------
-# (b) the gold answers of the shared benchmark files, fed back boxed, are correct
+# (b) the gold answers of the benchmark files shipped with the package, fed back boxed, are correct
+
+
+@pytest.fixture
+def shipped(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The data folder found with no --data-dir and no $REASONLAB_DATA_DIR: the package's own."""
+    monkeypatch.delenv("REASONLAB_DATA_DIR", raising=False)
+    return resolve_data_dir()
 
 
 @pytest.mark.parametrize("name", sorted(BENCHMARK_FILES))
-def test_shared_benchmark_golds_verify(name: str) -> None:
-    path = SHARED_DATA / BENCHMARK_FILES[name]
-    if not path.is_file():
-        pytest.skip(f"{path} is absent (set REASONLAB_DATA_DIR to the shared data folder)")
-    task = get_task(name, data_dir=str(SHARED_DATA))
+def test_shipped_benchmark_golds_verify(shipped: Path, name: str) -> None:
+    path = shipped / BENCHMARK_FILES[name]
+    task = get_task(name)
+    assert task.path == path.resolve()
     assert task.skipped == []
     lines = path.read_text(encoding="utf-8").splitlines()
     for p in task.problems[:40]:
         written = json.loads(lines[p.meta["line"] - 1])["answer"]  # as the file writes it
-        written = written.rpartition("####")[2].strip() if isinstance(written, str) else str(written)
+        written = (
+            written.rpartition("####")[2].strip() if isinstance(written, str) else str(written)
+        )
         verdict = task.verify(p, f"Step by step...\nThe final answer is $\\boxed{{{written}}}$.")
         assert verdict.outcome is C, (p.id, written, verdict)
 
 
-def test_shared_files_read_as_documented() -> None:
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"{SHARED_DATA} is absent (set REASONLAB_DATA_DIR to the shared data folder)")
-    counts = {name: len(get_task(name, data_dir=str(SHARED_DATA)).problems) for name in BENCHMARK_FILES}
+def test_shipped_files_read_as_documented(shipped: Path) -> None:
+    counts = {name: len(get_task(name).problems) for name in BENCHMARK_FILES}
     assert counts == {"aime24": 30, "aime25": 30, "amc23": 40, "math500": 500, "gsm8k": 1319}
-    aime = get_task("aime24", data_dir=str(SHARED_DATA))
-    assert "025" not in [p.answer for p in aime.problems] and "25" in [p.answer for p in aime.problems]
-    assert get_task("amc23", data_dir=str(SHARED_DATA)).problems[0].answer == "27"
-    gsm = get_task("gsm8k", data_dir=str(SHARED_DATA)).problems[0]
+    aime = get_task("aime24", data_dir=str(shipped))
+    assert "025" not in [p.answer for p in aime.problems] and "25" in [
+        p.answer for p in aime.problems
+    ]
+    assert get_task("amc23").problems[0].answer == "27"
+    gsm = get_task("gsm8k").problems[0]
     assert gsm.answer == "18" and gsm.id == "1" and gsm.difficulty == 0
     assert gsm.meta["solution"].endswith("market.\n") and "####" not in gsm.meta["solution"]
-    math500 = get_task("math500", data_dir=str(SHARED_DATA)).problems[0]
+    math500 = get_task("math500").problems[0]
     assert math500.id == "test/precalculus/807.json" and math500.difficulty == 2
     assert math500.meta["subject"] == "Precalculus" and "\\boxed" in math500.meta["solution"]
 
@@ -223,24 +274,35 @@ def test_verify_is_deterministic(task: MathTask) -> None:
 
 
 def test_bad_lines_are_skipped_with_file_line_messages(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "mixed.jsonl", [
-        {"problem": "ok?", "answer": "1", "unique_id": "a/1.json", "level": 3, "subject": "Algebra",
-         "solution": "First.\n\nSecond $\\boxed{1}$."},
-        '{"problem": "broken", "answer": ',
-        {"question": "no answer"},
-        {"answer": "3"},
-        {"problem": 7, "answer": "3"},
-        {"problem": "bool?", "answer": True},
-        {"problem": "dup", "answer": "4", "unique_id": "a/1.json"},
-        "[1, 2]",
-        {"question": "gsm?", "answer": "2 * 3 = <<2*3=6>>6 cents\n#### 1,206"},
-        {"question": "amc?", "answer": 27.0, "id": 5},
-        {"problem": "aime?", "answer": "025", "id": "x"},
-    ])
+    path = write_jsonl(
+        tmp_path / "mixed.jsonl",
+        [
+            {
+                "problem": "ok?",
+                "answer": "1",
+                "unique_id": "a/1.json",
+                "level": 3,
+                "subject": "Algebra",
+                "solution": "First.\n\nSecond $\\boxed{1}$.",
+            },
+            '{"problem": "broken", "answer": ',
+            {"question": "no answer"},
+            {"answer": "3"},
+            {"problem": 7, "answer": "3"},
+            {"problem": "bool?", "answer": True},
+            {"problem": "dup", "answer": "4", "unique_id": "a/1.json"},
+            "[1, 2]",
+            {"question": "gsm?", "answer": "2 * 3 = <<2*3=6>>6 cents\n#### 1,206"},
+            {"question": "amc?", "answer": 27.0, "id": 5},
+            {"problem": "aime?", "answer": "025", "id": "x"},
+        ],
+    )
     path.write_text(path.read_text() + "\n  \n")  # blank lines are not rows
     task = get_task("math", file=str(path))
     where = str(path.resolve())
-    assert [m.split(": ", 1)[0] for m in task.skipped] == [f"{where}:{n}" for n in (2, 3, 4, 5, 6, 7, 8)]
+    assert [m.split(": ", 1)[0] for m in task.skipped] == [
+        f"{where}:{n}" for n in (2, 3, 4, 5, 6, 7, 8)
+    ]
     assert task.skipped[0].startswith(f"{where}:2: json: bad JSON (")
     assert task.skipped[1] == f"{where}:3: answer: missing"
     assert task.skipped[2] == f"{where}:4: problem: missing (no 'problem' or 'question' field)"
@@ -261,7 +323,9 @@ def test_unusable_missing_and_undecodable_files(tmp_path: Path) -> None:
         get_task("math", file=str(bad))
     with pytest.raises(ConfigError, match="no such data file .*absent.jsonl"):
         get_task("math", file=str(tmp_path / "absent.jsonl"))
-    (tmp_path / "latin1.jsonl").write_bytes('{"problem": "caf\xe9", "answer": "1"}\n'.encode("latin-1"))
+    (tmp_path / "latin1.jsonl").write_bytes(
+        '{"problem": "caf\xe9", "answer": "1"}\n'.encode("latin-1")
+    )
     with pytest.raises(DataError, match="latin1.jsonl: not UTF-8"):
         get_task("math", file=str(tmp_path / "latin1.jsonl"))
     with pytest.raises(ConfigError, match="needs the knob file"):
@@ -312,7 +376,9 @@ def test_concurrent_threads_share_the_checker(task: MathTask) -> None:
 
     def judge(k: int) -> None:
         for i in range(10):
-            outcomes.append(task.verify(problem(str(k * 10 + i)), f"\\boxed{{{k * 10 + i + i % 2}}}").outcome)
+            outcomes.append(
+                task.verify(problem(str(k * 10 + i)), f"\\boxed{{{k * 10 + i + i % 2}}}").outcome
+            )
 
     threads = [threading.Thread(target=judge, args=(k,)) for k in range(4)]
     for thread in threads:
@@ -361,7 +427,10 @@ def test_worker_exits_with_the_interpreter() -> None:
 
 @pytest.fixture()
 def ten(tmp_path: Path) -> Path:
-    return write_jsonl(tmp_path / "ten.jsonl", [{"problem": f"What is {i}+0?", "answer": str(i)} for i in range(10)])
+    return write_jsonl(
+        tmp_path / "ten.jsonl",
+        [{"problem": f"What is {i}+0?", "answer": str(i)} for i in range(10)],
+    )
 
 
 def test_sample_keeps_file_order(ten: Path) -> None:
@@ -393,16 +462,30 @@ def test_split_by_problem_text_not_template(ten: Path) -> None:
 def test_templates(ten: Path) -> None:
     boxed = get_task("math", file=str(ten)).problems[0]
     assert boxed.prompt == "What is 0+0?\n" + BOXED_INSTRUCTION
-    assert BOXED_INSTRUCTION == "Please reason step by step, and put your final answer within \\boxed{}."
+    assert (
+        BOXED_INSTRUCTION
+        == "Please reason step by step, and put your final answer within \\boxed{}."
+    )
     assert get_task("math", file=str(ten), template="plain").problems[0].prompt == "What is 0+0?"
     custom = get_task("math", file=str(ten), template="Q: {problem}\nA: \\boxed{}").problems[0]
     assert custom.prompt == "Q: What is 0+0?\nA: \\boxed{}"
 
 
-@pytest.mark.parametrize("knob,value", [
-    ("template", "fancy"), ("template", 3), ("timeout", 0), ("timeout", -1), ("timeout", "5"),
-    ("timeout", True), ("timeout", float("nan")), ("test_fraction", 1.5), ("file", 3), ("data_dir", 3),
-])
+@pytest.mark.parametrize(
+    "knob,value",
+    [
+        ("template", "fancy"),
+        ("template", 3),
+        ("timeout", 0),
+        ("timeout", -1),
+        ("timeout", "5"),
+        ("timeout", True),
+        ("timeout", float("nan")),
+        ("test_fraction", 1.5),
+        ("file", 3),
+        ("data_dir", 3),
+    ],
+)
 def test_bad_knobs_name_the_knob(ten: Path, knob: str, value: object) -> None:
     knobs = {"file": str(ten), knob: value}
     with pytest.raises(ConfigError, match=knob):
@@ -412,8 +495,13 @@ def test_bad_knobs_name_the_knob(ten: Path, knob: str, value: object) -> None:
 def test_task_facts(ten: Path) -> None:
     task = get_task("math", file=str(ten), timeout=3)
     assert task.max_new_tokens == 2048
-    assert task.knobs == {"file": str(ten.resolve()), "data_dir": task.knobs["data_dir"], "template": "boxed",
-                          "timeout": 3.0, "test_fraction": 1.0}
+    assert task.knobs == {
+        "file": str(ten.resolve()),
+        "data_dir": task.knobs["data_dir"],
+        "template": "boxed",
+        "timeout": 3.0,
+        "test_fraction": 1.0,
+    }
     p = task.problems[0]
     assert task.reference_steps(p) == []
     with pytest.raises(ReasonlabError, match="cannot inject wrong steps"):
@@ -421,11 +509,17 @@ def test_task_facts(ten: Path) -> None:
     assert task.verify(p, task.answer_line(p.answer)).correct
 
 
-def test_named_benchmark_from_data_dir_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_named_benchmark_from_data_dir_and_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_jsonl(tmp_path / "aime24_test.jsonl", [{"id": 1, "problem": "p?", "answer": "007"}])
     monkeypatch.delenv("REASONLAB_DATA_DIR", raising=False)
     task = get_task("aime24", data_dir=str(tmp_path))
-    assert task.name == "aime24" and task.problems[0].task == "aime24" and task.problems[0].answer == "7"
+    assert (
+        task.name == "aime24"
+        and task.problems[0].task == "aime24"
+        and task.problems[0].answer == "7"
+    )
     assert task.knobs["data_dir"] == str(tmp_path) and "file" not in task.knobs
     monkeypatch.setenv("REASONLAB_DATA_DIR", str(tmp_path))
     assert get_task("aime24").path == (tmp_path / "aime24_test.jsonl").resolve()
@@ -433,24 +527,71 @@ def test_named_benchmark_from_data_dir_and_env(tmp_path: Path, monkeypatch: pyte
         get_task("aime24", file="x.jsonl")
 
 
-def test_missing_benchmark_says_where_to_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_benchmark_says_where_to_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("REASONLAB_DATA_DIR", raising=False)
     for name, file_name in BENCHMARK_FILES.items():
-        with pytest.raises(ConfigError, match=f"{file_name}.*--data-dir.*REASONLAB_DATA_DIR"):
-            get_task(name)
         with pytest.raises(ConfigError, match=f"{tmp_path / file_name}.*--data-dir"):
             get_task(name, data_dir=str(tmp_path))
     with pytest.raises(ConfigError, match="data_dir"):
         get_task("gsm8k", data_dir=str(tmp_path / "nowhere"))
+    monkeypatch.setenv(
+        "REASONLAB_DATA_DIR", str(tmp_path)
+    )  # a folder without the files: no fallback
+    for name, file_name in BENCHMARK_FILES.items():
+        with pytest.raises(ConfigError, match=f"{file_name}.*--data-dir.*REASONLAB_DATA_DIR"):
+            get_task(name)
     monkeypatch.setenv("REASONLAB_DATA_DIR", str(tmp_path / "nowhere"))
-    with pytest.raises(ConfigError, match=f"{tmp_path / 'nowhere' / 'gsm8k_test.jsonl'}.*REASONLAB_DATA_DIR"):
+    with pytest.raises(
+        ConfigError, match=f"{tmp_path / 'nowhere' / 'gsm8k_test.jsonl'}.*REASONLAB_DATA_DIR"
+    ):
         get_task("gsm8k")
 
 
-def test_relative_file_found_under_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_data_folder_is_the_option_else_the_env_else_the_shipped_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("REASONLAB_DATA_DIR", raising=False)
+    shipped = shipped_data_dir()
+    assert (
+        resolve_data_dir() == shipped and shipped.parent == Path(math_tasks.__file__).parent.parent
+    )
+    for file_name in [*BENCHMARK_FILES.values(), "README.md"]:
+        assert (shipped / file_name).is_file(), file_name
+    for subset in ("gsm8k", "math", "olympiadbench", "omnimath"):
+        assert (shipped / "processbench" / f"{subset}.json").is_file(), subset
+    default = get_task("aime24")
+    assert len(default.problems) == 30 and default.path == (shipped / "aime24_test.jsonl").resolve()
+    assert default.knobs["data_dir"] == str(shipped)
+
+    two, one = tmp_path / "two", tmp_path / "one"
+    two.mkdir(), one.mkdir()
+    write_jsonl(
+        two / "aime24_test.jsonl",
+        [{"problem": "a?", "answer": "1"}, {"problem": "b?", "answer": "2"}],
+    )
+    write_jsonl(one / "aime24_test.jsonl", [{"problem": "c?", "answer": "3"}])
+    assert (
+        len(get_task("aime24", data_dir=str(two)).problems) == 2
+    )  # --data-dir over the shipped files
+    monkeypatch.setenv("REASONLAB_DATA_DIR", str(two))
+    assert resolve_data_dir() == two
+    from_env = get_task("aime24")  # $REASONLAB_DATA_DIR over the shipped files
+    assert len(from_env.problems) == 2 and from_env.path == (two / "aime24_test.jsonl").resolve()
+    assert resolve_data_dir(one) == one  # --data-dir over $REASONLAB_DATA_DIR
+    assert [p.answer for p in get_task("aime24", data_dir=str(one)).problems] == ["3"]
+
+
+def test_relative_file_found_under_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_jsonl(tmp_path / "mine.jsonl", [{"problem": "p?", "answer": "1"}])
     monkeypatch.chdir(tmp_path.parent)
-    assert get_task("math", file="mine.jsonl", data_dir=str(tmp_path)).path == (tmp_path / "mine.jsonl").resolve()
+    assert (
+        get_task("math", file="mine.jsonl", data_dir=str(tmp_path)).path
+        == (tmp_path / "mine.jsonl").resolve()
+    )
     monkeypatch.setenv("REASONLAB_DATA_DIR", str(tmp_path))
     assert get_task("math", file="mine.jsonl").path == (tmp_path / "mine.jsonl").resolve()
     assert math_tasks.DATA_DIR_ENV == "REASONLAB_DATA_DIR"

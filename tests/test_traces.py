@@ -13,7 +13,7 @@ import pytest
 
 from reasonlab.errors import ConfigError
 from reasonlab.tasks import Task, get_task
-from reasonlab.traces import TRACE_STYLES, Mixture, corpus, render
+from reasonlab.tasks.traces import TRACE_STYLES, Mixture, corpus, render
 from reasonlab.types import Outcome, Problem
 
 TASKS = [
@@ -41,7 +41,8 @@ def test_render_exact_text(arith, p66):
     assert render(arith, p66, "answer_only", rng) == "answer: 66\n"
     assert render(arith, p66, "steps", rng) == "37+48=85\n85-19=66\nanswer: 66\n"
     assert render(arith, p66, "backtrack", rng, error_rate=0.0) == (
-        "37+48=85\ncheck: ok\n85-19=66\ncheck: ok\nanswer: 66\n")
+        "37+48=85\ncheck: ok\n85-19=66\ncheck: ok\nanswer: 66\n"
+    )
 
 
 def test_backtrack_with_every_step_wrong_first(arith, p66):
@@ -52,12 +53,19 @@ def test_backtrack_with_every_step_wrong_first(arith, p66):
     assert lines[0] != "37+48=85" and lines[4] != "85-19=66"
     v = arith.verify(p66, text)
     assert (v.outcome, v.steps_valid, v.first_error) == (
-        Outcome.CORRECT, (False, True, False, True), -1)
+        Outcome.CORRECT,
+        (False, True, False, True),
+        -1,
+    )
     assert (v.checks, v.backtracks) == (4, 2)
 
 
-SUPPORTED = [(name, knobs, style) for name, knobs in TASKS for style in TRACE_STYLES
-             if not (name == "countdown" and style == "answer_only")]  # see test_countdown_refuses_answer_only
+SUPPORTED = [
+    (name, knobs, style)
+    for name, knobs in TASKS
+    for style in TRACE_STYLES
+    if not (name == "countdown" and style == "answer_only")
+]  # see test_countdown_refuses_answer_only
 
 
 @pytest.mark.parametrize("name,knobs,style", SUPPORTED)
@@ -103,13 +111,16 @@ def test_mixture_normalises_and_chooses():
     assert Mixture.only("answer_only").choose(random.Random(0)) == "answer_only"
 
 
-@pytest.mark.parametrize("fractions,match", [
-    ({"cot": 1.0}, "unknown trace style 'cot'"),
-    ({"steps": -1.0, "backtrack": 2.0}, "steps=-1.0"),
-    ({"steps": float("nan")}, "steps=nan"),
-    ({"steps": 0.0}, "sum to more than 0"),
-    ({}, "sum to more than 0"),
-])
+@pytest.mark.parametrize(
+    "fractions,match",
+    [
+        ({"cot": 1.0}, "unknown trace style 'cot'"),
+        ({"steps": -1.0, "backtrack": 2.0}, "steps=-1.0"),
+        ({"steps": float("nan")}, "steps=nan"),
+        ({"steps": 0.0}, "sum to more than 0"),
+        ({}, "sum to more than 0"),
+    ],
+)
 def test_mixture_errors(fractions, match):
     with pytest.raises(ConfigError, match=match):
         Mixture(fractions)
@@ -141,7 +152,7 @@ def test_corpus(name):
     styles = Counter()
     for doc, problem in zip(docs, problems, strict=True):
         assert doc.startswith(problem.prompt) and task.split_of(problem) == "train"
-        completion = doc[len(problem.prompt):]
+        completion = doc[len(problem.prompt) :]
         v = task.verify(problem, completion)
         assert v.correct and v.first_error == -1
         styles["answer_only" if not v.steps_valid else "backtrack" if v.checks else "steps"] += 1

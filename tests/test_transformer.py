@@ -86,7 +86,9 @@ def test_left_padding_does_not_change_a_row(policy):
 
 def test_positions_past_max_seq_len_extend_rope(policy):
     ids, mask = padded_batch([40], 40, seed=3)
-    assert torch.allclose(incremental(policy, ids, mask, prefill=30), policy.logits(ids, mask), atol=1e-5)
+    assert torch.allclose(
+        incremental(policy, ids, mask, prefill=30), policy.logits(ids, mask), atol=1e-5
+    )
 
 
 def test_decoding_follows_weight_updates():
@@ -114,7 +116,9 @@ def test_live_caches_never_share_memory(policy):
 def test_cache_overflow_is_an_error(policy):
     cache = policy.new_cache(1, 4)
     with pytest.raises(ValueError):
-        policy.decode_step(torch.ones(1, 5, dtype=torch.long), torch.ones(1, 5, dtype=torch.long), cache)
+        policy.decode_step(
+            torch.ones(1, 5, dtype=torch.long), torch.ones(1, 5, dtype=torch.long), cache
+        )
 
 
 def test_init_is_deterministic_and_leaves_global_rng_alone():
@@ -122,7 +126,9 @@ def test_init_is_deterministic_and_leaves_global_rng_alone():
     a, b = TinyPolicy.create(CFG, seed=7), TinyPolicy.create(CFG, seed=7)
     assert torch.equal(torch.random.get_rng_state(), state)
     c = TinyPolicy.create(CFG, seed=8)
-    for (name, pa), pb, pc in zip(a.module.named_parameters(), b.module.parameters(), c.module.parameters()):
+    for (name, pa), pb, pc in zip(
+        a.module.named_parameters(), b.module.parameters(), c.module.parameters()
+    ):
         assert torch.equal(pa, pb), name
         if "norm" not in name:
             assert not torch.equal(pa, pc), name
@@ -140,12 +146,17 @@ def test_untied_embeddings():
     p = TinyPolicy.create(CFG.model_copy(update={"tie_embeddings": False}), seed=0)
     assert p.num_parameters() == TinyPolicy.create(CFG, seed=0).num_parameters() + 100 * 32
     ids, mask = padded_batch([6, 3], 6)
-    assert torch.allclose(incremental(p, ids, mask, 3)[mask.bool()], p.logits(ids, mask)[mask.bool()], atol=1e-5)
+    assert torch.allclose(
+        incremental(p, ids, mask, 3)[mask.bool()], p.logits(ids, mask)[mask.bool()], atol=1e-5
+    )
 
 
 def test_save_load_round_trip(tmp_path, policy):
     policy.save(tmp_path / "ckpt")
-    assert sorted(f.name for f in (tmp_path / "ckpt").iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(f.name for f in (tmp_path / "ckpt").iterdir()) == [
+        "config.json",
+        "model.safetensors",
+    ]
     assert json.loads((tmp_path / "ckpt" / "config.json").read_text())["kind"] == "tiny"
     loaded = load_policy(tmp_path / "ckpt")
     assert isinstance(loaded, TinyPolicy) and loaded.config == policy.config
@@ -171,14 +182,33 @@ def _saved(tmp_path, policy):
         (lambda d: (d / "config.json").unlink(), "config.json"),
         (lambda d: (d / "config.json").write_text("{not json"), "config.json"),
         (lambda d: (d / "config.json").write_text('{"kind": "gpt5"}'), "gpt5"),
-        (lambda d: (d / "config.json").write_text('{"kind": "tiny", "model": {"d_model": 8}}'), "config.json"),
-        (lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:100]),
-         "model.safetensors"),
-        (lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:-64]),
-         "model.safetensors"),
+        (
+            lambda d: (d / "config.json").write_text('{"kind": "tiny", "model": {"d_model": 8}}'),
+            "config.json",
+        ),
+        (
+            lambda d: (d / "model.safetensors").write_bytes(
+                (d / "model.safetensors").read_bytes()[:100]
+            ),
+            "model.safetensors",
+        ),
+        (
+            lambda d: (d / "model.safetensors").write_bytes(
+                (d / "model.safetensors").read_bytes()[:-64]
+            ),
+            "model.safetensors",
+        ),
     ],
-    ids=["no-folder", "no-weights", "no-config", "bad-json", "unknown-kind", "bad-config", "truncated-header",
-         "truncated-data"],
+    ids=[
+        "no-folder",
+        "no-weights",
+        "no-config",
+        "bad-json",
+        "unknown-kind",
+        "bad-config",
+        "truncated-header",
+        "truncated-data",
+    ],
 )
 def test_load_errors_are_one_line_checkpoint_errors(tmp_path, policy, corrupt, fragment):
     d = _saved(tmp_path, policy)
@@ -229,6 +259,96 @@ def test_grouped_forward_equals_the_plain_forward_and_its_gradients(policy):
     assert torch.allclose(grouped, plain, atol=1e-5)
     for name, p in policy.module.named_parameters():
         assert torch.allclose(p.grad, plain_grads[name], atol=1e-5), name
-    shuffled = grouped_completion_logits(policy.module, prompt_ids, prompt_mask, completions, group.flip(0))
-    assert not torch.allclose(shuffled, plain, atol=1e-3)  # each completion really reads its own prompt
+    shuffled = grouped_completion_logits(
+        policy.module, prompt_ids, prompt_mask, completions, group.flip(0)
+    )
+    assert not torch.allclose(
+        shuffled, plain, atol=1e-3
+    )  # each completion really reads its own prompt
     policy.module.zero_grad(set_to_none=True)
+
+
+def test_policy_completion_logits_is_the_grouped_forward(policy):
+    from reasonlab.models.grouped import grouped_completion_logits
+
+    prompt_ids, prompt_mask, completions, group = _grouped_batch(seed=1)
+    completion_mask = torch.ones_like(completions)
+    completion_mask[0, 3:] = 0  # right padding is not read: a token never sees the padding after it
+    got = policy.completion_logits(prompt_ids, prompt_mask, completions, completion_mask, group)
+    assert torch.equal(
+        got, grouped_completion_logits(policy.module, prompt_ids, prompt_mask, completions, group)
+    )
+    assert got.requires_grad
+    assert policy.max_seq_len == CFG.max_seq_len
+    assert policy.critic_body() is policy.module
+
+
+def test_one_block_serves_every_forward():
+    """The full, cached and grouped forwards all run transformer.block_forward, once per layer."""
+    from unittest import mock
+
+    from reasonlab.models import grouped, transformer
+
+    p = TinyPolicy.create(CFG, seed=0)
+    ids, mask = padded_batch([6, 3], 6)
+    prompt_ids, prompt_mask, completions, group = _grouped_batch()
+    runs = {
+        "full": lambda: p.logits(ids, mask),
+        "cached": lambda: incremental(p, ids, mask, prefill=4),
+        "grouped": lambda: grouped.grouped_completion_logits(
+            p.module, prompt_ids, prompt_mask, completions, group
+        ),
+    }
+    calls = {
+        "full": 2,
+        "cached": 2 * 3,
+        "grouped": 2,
+    }  # layers x forward calls (one prefill + two steps)
+    for name, run in runs.items():
+        with mock.patch.object(
+            transformer, "block_forward", wraps=transformer.block_forward
+        ) as spy:
+            run()
+        assert spy.call_count == calls[name], name
+
+
+def _imports(path):
+    """Modules of reasonlab.models that the file imports anywhere (top level or inside functions)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        found |= {n for n in names if n == "reasonlab.models" or n.startswith("reasonlab.models.")}
+    return found
+
+
+def test_no_module_of_models_imports_one_that_imports_it_back():
+    from pathlib import Path
+
+    import reasonlab.models
+
+    folder = Path(reasonlab.models.__file__).parent
+    modules = {f"reasonlab.models.{f.stem}": f for f in folder.glob("*.py") if f.stem != "__init__"}
+    graph = {
+        name: _imports(path) & {*modules, "reasonlab.models"} for name, path in modules.items()
+    }
+    assert (
+        "reasonlab.models.tiny_policy" in graph["reasonlab.models.checkpoint"]
+    )  # the parse sees imports
+    assert "reasonlab.models.hf" in graph["reasonlab.models.checkpoint"]  # ... in functions too
+
+    def reaches(start, goal, seen=()):
+        return any(
+            n == goal or (n not in seen and n in graph and reaches(n, goal, (*seen, n)))
+            for n in graph.get(start, ())
+        )
+
+    for name in graph:
+        assert "reasonlab.models" not in graph[name], f"{name} imports the package that imports it"
+        assert not reaches(name, name), f"{name} imports a module that imports it back"

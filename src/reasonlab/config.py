@@ -20,18 +20,23 @@ from reasonlab.errors import ConfigError
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "default.yaml"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
+class Strict(BaseModel):
+    """The base of every config model: unknown keys are errors, fields are documented by the docstring
+    under them, and assignments are validated too."""
+
+    model_config = ConfigDict(
+        extra="forbid", use_attribute_docstrings=True, validate_assignment=True
+    )
 
 
-class TaskConfig(_Strict):
+class TaskConfig(Strict):
     name: str = "arith"
     """Registered task name (see `reasonlab.tasks.list_tasks()`)."""
     knobs: dict[str, Any] = Field(default_factory=dict)
     """Task knobs passed to `get_task(name, **knobs)`, e.g. n_operands, digits, operators."""
 
 
-class TracesConfig(_Strict):
+class TracesConfig(Strict):
     answer_only: float = Field(0.0, ge=0)
     """Fraction of corpus solutions written as the answer line only (a shortcut)."""
     steps: float = Field(1.0, ge=0)
@@ -42,7 +47,7 @@ class TracesConfig(_Strict):
     """In backtrack traces, the chance that a step is first written wrong, checked and redone."""
 
 
-class ModelConfig(_Strict):
+class ModelConfig(Strict):
     d_model: int = Field(128, gt=0)
     """Width of the residual stream."""
     n_layers: int = Field(4, gt=0)
@@ -55,7 +60,7 @@ class ModelConfig(_Strict):
     """Longest sequence (prompt + completion) the model is built for."""
 
 
-class PretrainConfig(_Strict):
+class PretrainConfig(Strict):
     token_budget: int = Field(3_000_000, gt=0)
     """Total tokens trained on (steps = budget / (batch_size x seq_len))."""
     batch_size: int = Field(32, gt=0)
@@ -82,7 +87,7 @@ class PretrainConfig(_Strict):
     """Steps between checkpoints (written atomically; a rerun resumes from the last)."""
 
 
-class EvalConfig(_Strict):
+class EvalConfig(Strict):
     n_problems: int = Field(200, gt=0)
     """Test problems per difficulty level."""
     n_samples: int = Field(64, gt=0)
@@ -103,7 +108,7 @@ class EvalConfig(_Strict):
     """Sequences generated at once."""
 
 
-class RLConfig(_Strict):
+class RLConfig(Strict):
     steps: int = Field(100, ge=0)
     """RL optimizer steps after pretraining (0 skips RL in `reasonlab run`)."""
     task_knobs: dict[str, Any] = Field(default_factory=dict)
@@ -116,7 +121,8 @@ class RLConfig(_Strict):
     policy_loss: str = "ppo_clip"
     """Policy loss (rl/losses.py): ppo_clip (token-level ratio) or gspo (sequence-level ratio)."""
     aggregation: str = "token_mean"
-    """How per-token losses become one number: seq_mean_token_mean (GRPO), token_mean (DAPO), seq_sum_norm (Dr. GRPO)."""
+    """How per-token losses become one number: seq_mean_token_mean (GRPO), token_mean (DAPO),
+    seq_sum_norm (Dr. GRPO)."""
     epsilon_low: float = Field(0.2, ge=0)
     """Lower clip range of the importance ratio (ratio >= 1 - epsilon_low)."""
     epsilon_high: float = Field(0.28, ge=0)
@@ -184,7 +190,7 @@ class RLConfig(_Strict):
     main job trained in its run folder) or a judge folder written by `reasonlab judge train`."""
 
 
-class JudgeConfig(_Strict):
+class JudgeConfig(Strict):
     heads: list[Literal["prm", "orm", "pairwise"]] = Field(default_factory=lambda: ["prm", "orm"])
     """Reward models the main job trains after the base (empty = none): process (PRM), outcome (ORM),
     pairwise Bradley-Terry."""
@@ -231,7 +237,7 @@ class JudgeConfig(_Strict):
     """Stop after this many validations without a lower validation loss (the best weights are kept)."""
 
 
-class HFConfig(_Strict):
+class HFConfig(Strict):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     """Weights dtype of a Hugging Face model: auto = bfloat16 on a GPU that has it (else float16), float32 on CPU."""
     device: str = "auto"
@@ -251,12 +257,12 @@ class HFConfig(_Strict):
     """Module names that get adapters (empty = every linear layer but the LM head)."""
 
 
-class TrackingConfig(_Strict):
+class TrackingConfig(Strict):
     tensorboard: bool = False
     """Also write TensorBoard event files (needs the `tensorboard` package)."""
 
 
-class RunConfig(_Strict):
+class RunConfig(Strict):
     name: str = "default"
     """Run name (the default output folder is runs/<name>)."""
     seed: int = 0
@@ -272,7 +278,32 @@ class RunConfig(_Strict):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+class SufficiencySettings(Strict):
+    """How much to sample and train for one sufficiency measurement (the `reasonlab sufficiency` options)."""
+
+    n: int = Field(256, ge=1)
+    """Samples per problem at every level: pass@k for k = 1..n."""
+    n_problems: int = Field(100, ge=1)
+    """Test problems per level."""
+    best_of: int = Field(16, ge=1)
+    """The first N samples of each problem scored by the judge."""
+    control_steps: int = Field(30, ge=0)
+    """GRPO steps of each random-reward control run (0 skips the control)."""
+    control_samples: int = Field(32, ge=1)
+    """Samples per problem measuring the control runs' pass@1."""
+    temperature: float = Field(1.0, ge=0)
+    """Sampling temperature."""
+    top_p: float = Field(1.0, gt=0, le=1)
+    """Nucleus sampling threshold."""
+    max_new_tokens: int = Field(64, ge=1)
+    """Longest completion."""
+    batch_size: int = Field(256, ge=1)
+    """Sequences generated at once."""
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> RunConfig:
     """Read a YAML config (the embedded default when `path` is None) and apply dotted overrides."""
     path = Path(path) if path is not None else DEFAULT_CONFIG
     raw = _read_yaml(path)
@@ -298,7 +329,9 @@ def read_yaml(path: Path, what: str = "config") -> Any:
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"malformed YAML in {path}{where}: {getattr(err, 'problem', err)}") from None
+        raise ConfigError(
+            f"malformed YAML in {path}{where}: {getattr(err, 'problem', err)}"
+        ) from None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -341,11 +374,15 @@ def _check_path(parts: list[str], item: str) -> None:
         if field is None:
             prefix = ".".join(parts[:i]) or "config"
             known = ", ".join(model.model_fields)
-            raise ConfigError(f"unknown --set key {'.'.join(parts[: i + 1])!r} ({prefix} has: {known})")
+            raise ConfigError(
+                f"unknown --set key {'.'.join(parts[: i + 1])!r} ({prefix} has: {known})"
+            )
         ann = field.annotation
         model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
         if model is None and i < len(parts) - 1 and not _is_free_dict(ann):
-            raise ConfigError(f"unknown --set key {item.partition('=')[0]!r}: {part} has no sub-fields")
+            raise ConfigError(
+                f"unknown --set key {item.partition('=')[0]!r}: {part} has no sub-fields"
+            )
 
 
 def _is_free_dict(ann: Any) -> bool:
@@ -360,4 +397,3 @@ def _validate(raw: dict[str, Any], source: str) -> RunConfig:
         loc = ".".join(str(p) for p in first["loc"]) or "config"
         msg = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
         raise ConfigError(f"{source}: {loc}: {msg}") from None
-

@@ -24,12 +24,13 @@ import hashlib
 import math
 import random
 from collections import defaultdict
+from collections.abc import Sequence
 from itertools import accumulate
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from reasonlab.judges.base import JudgeScores, StepRecord
+from reasonlab.types import JudgeScores, StepRecord
 
 FIXED_THRESHOLD = 0.5
 
@@ -167,7 +168,9 @@ def _bins_of(probs: np.ndarray, bins: int) -> np.ndarray:
     return np.minimum((np.clip(probs, 0.0, 1.0) * bins).astype(int), bins - 1)
 
 
-def reliability(probs: Sequence[float], labels: Sequence[bool], bins: int = 10) -> list[dict[str, float]]:
+def reliability(
+    probs: Sequence[float], labels: Sequence[bool], bins: int = 10
+) -> list[dict[str, float]]:
     """Per non-empty equal-width bin: its edges, size, mean probability and share of positives."""
     if len(probs) != len(labels):
         raise ValueError(f"{len(probs)} probabilities for {len(labels)} labels")
@@ -178,13 +181,15 @@ def reliability(probs: Sequence[float], labels: Sequence[bool], bins: int = 10) 
     for b in range(bins):
         inside = which == b
         if inside.any():
-            rows.append({
-                "lo": b / bins,
-                "hi": (b + 1) / bins,
-                "n": int(inside.sum()),
-                "confidence": float(p[inside].mean()),
-                "accuracy": float(y[inside].mean()),
-            })
+            rows.append(
+                {
+                    "lo": b / bins,
+                    "hi": (b + 1) / bins,
+                    "n": int(inside.sum()),
+                    "confidence": float(p[inside].mean()),
+                    "accuracy": float(y[inside].mean()),
+                }
+            )
     return rows
 
 
@@ -204,7 +209,9 @@ def _top_correct(scores: Sequence[float], correct: Sequence[bool]) -> float:
     return sum(tied) / len(tied)
 
 
-def best_of_n(scores: Sequence[float], correct: Sequence[bool], k: int, seed: int, draws: int = 32) -> float:
+def best_of_n(
+    scores: Sequence[float], correct: Sequence[bool], k: int, seed: int, draws: int = 32
+) -> float:
     """Expected correctness of the highest-scoring of k samples of one problem (ties averaged).
 
     Exact when k == n; otherwise the mean over `draws` random k-subsets drawn with
@@ -227,13 +234,16 @@ def best_of_n(scores: Sequence[float], correct: Sequence[bool], k: int, seed: in
 
 def tune_split(ids: Sequence[str], fraction: float = 0.5) -> list[bool]:
     """True for the records whose id hashes (sha256) below `fraction`: stable across runs and machines."""
+
     def unit(text: str) -> float:
         return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big") / 2**64
 
     return [unit(i) < fraction for i in ids]
 
 
-def _accuracies(pairs: Sequence[tuple[StepRecord, JudgeScores]], threshold: float) -> dict[str, Any]:
+def _accuracies(
+    pairs: Sequence[tuple[StepRecord, JudgeScores]], threshold: float
+) -> dict[str, Any]:
     """F1 and the two accuracies on labelled records; None for a class with no record (and for F1)."""
     predicted = [earliest_error(s.steps, threshold) for _, s in pairs]
     labels = [r.first_error for r, _ in pairs]
@@ -250,19 +260,25 @@ def _accuracies(pairs: Sequence[tuple[StepRecord, JudgeScores]], threshold: floa
     }
 
 
-def _calibration(probs: Sequence[float], labels: Sequence[bool]) -> tuple[float | None, float | None]:
+def _calibration(
+    probs: Sequence[float], labels: Sequence[bool]
+) -> tuple[float | None, float | None]:
     """(AUROC, ECE), ECE None for no data."""
     return auroc(probs, labels), (ece(probs, labels) if probs else None)
 
 
-def _check_shapes(records: Sequence[StepRecord], scores: Sequence[JudgeScores], tune: Sequence[bool]) -> None:
+def _check_shapes(
+    records: Sequence[StepRecord], scores: Sequence[JudgeScores], tune: Sequence[bool]
+) -> None:
     if not len(records) == len(scores) == len(tune):
         raise ValueError(
             f"{len(records)} records, {len(scores)} scores and {len(tune)} tune flags differ in number"
         )
     for r, s in zip(records, scores):
         if len(r.steps) != len(s.steps):
-            raise ValueError(f"record {r.id!r} has {len(r.steps)} steps but {len(s.steps)} step scores")
+            raise ValueError(
+                f"record {r.id!r} has {len(r.steps)} steps but {len(s.steps)} step scores"
+            )
 
 
 def _by_source(
@@ -297,7 +313,9 @@ def judge_step_metrics(
     step_labels = [ok for r, _ in labelled for ok in r.labels]
     known = [(r, s) for r, s in reported if r.correct is not None]
     step_auroc, step_ece = _calibration(step_probs, step_labels)
-    outcome_auroc, outcome_ece = _calibration([s.outcome for _, s in known], [r.correct for r, _ in known])
+    outcome_auroc, outcome_ece = _calibration(
+        [s.outcome for _, s in known], [r.correct for r, _ in known]
+    )
     return {
         "threshold": threshold,
         "threshold_source": source,

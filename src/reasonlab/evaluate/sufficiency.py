@@ -2,7 +2,7 @@
 
 Pure functions of evaluate_policy's per-problem records (n samples per problem at each level of the
 task's difficulty knob); sampling, judging and the control runs that produce them live in
-evaluate/sufficiency_run.py.
+experiments/sufficiency.py.
 
 - coverage: unbiased pass@k for k = 1..n and the headroom pass@n - pass@1. RL with verifiable
   rewards mostly sharpens what sampling already finds: the RL model's pass@1 stays under the
@@ -21,40 +21,46 @@ evaluate/sufficiency_run.py.
 - process validity: among correct answers, the share whose every step is valid.
 - the random-reward control (Shao et al. 2025, arXiv 2506.10947): the pass@1 gains of two short
   GRPO runs from the same base, one rewarded by the verifier and one by a fair coin (run by
-  evaluate/sufficiency_run.py; its docstring says how the run departs from the paper).
+  experiments/sufficiency.py; its docstring says how the run departs from the paper).
 - diversity: distinct correct solutions (whitespace-normalised texts) and the entropy of the
   extracted answers (malformed ones counted as one answer, "none").
 
-Verdict thresholds (`verdict`; the main level is the task's own level; n is the sample count):
+Verdict rules (`RULES`, evaluated in order by `verdict`, one statement each; `rules_table()` prints them; the
+main level is the task's own level, n the sample count; the first case that holds speaks):
 
-    coverage            pass@n < 0.1                  -> base (RL cannot find rewards)
-    headroom            pass@n - pass@1 >= 0.2        -> rl
-    learnable           learnable >= 0.2              -> rl; else never >= always -> base, else neutral
-    edge_of_competence  a level found                 -> rl (train there); none while some level has
-                                                         pass@1 < 0.2 -> base; else neutral
-    check_rate          < 0.01                        -> base (traces with checks), else rl
-    backtrack_rate      < 0.01                        -> base (traces with backtracking), else rl
-    gap                 > 0.2                         -> rl (with that judge); else neutral
-    process_valid_rate  < 0.9                         -> neutral, a warning: outcome rewards will
-                                                         reinforce wrong reasoning; else rl
-    random_control      true gain < 0.02              -> neutral (inconclusive); random gain >= half
-                                                         the true gain -> neutral ("amplifying");
-                                                         else rl (the reward teaches)
-    malformed_rate      > 0.5                         -> base (teach the format first), else neutral
-    diversity           always neutral (distinct correct solutions, answer entropy)
+    coverage            pass@n < 0.1 -> base; else -> neutral
+    headroom            headroom >= 0.2 -> rl; else -> neutral
+    learnable           learnable >= 0.2 -> rl; never >= always -> base; else -> neutral
+    edge_of_competence  edge found -> rl; some level has pass@1 < 0.2 -> base; else -> neutral
+    check_rate          check_rate < 0.01 -> base; else -> rl
+    backtrack_rate      backtrack_rate < 0.01 -> base; else -> rl
+    gap                 with a judge at the main level: gap is None -> neutral; gap > 0.2 -> rl; else -> neutral
+    process_valid_rate  when pass@1 > 0: process_valid_rate < 0.9 -> neutral; else -> rl
+    random_control      with a control run: true_gain < 0.02 -> neutral; random_gain >= 0.5 * true_gain ->
+                        neutral; else -> rl
+    malformed_rate      malformed_rate > 0.5 -> base; else -> neutral
+    diversity           always -> neutral
+
+base means improve the base first: coverage (RL cannot find rewards), learnable (most groups teach nothing),
+check/backtrack (pretrain or fine-tune on traces with them), malformed (teach the format first). Process
+validity's neutral is a warning (outcome rewards will reinforce wrong reasoning); the control's first neutral is
+"inconclusive", its second "amplifying" (the random reward gains at least half as much). Each case's message
+(`Case.text`) says it in full; tests/test_sufficiency.py checks this table against `rules_table()`.
 
 Usage:
 
     statements = verdict({"levels": {5: level_metrics(ev["problems"], 256)}, "n": 256, "main_level": 5})
     print(headline(statements))
-    reasonlab sufficiency --model runs/default            # measures and writes the verdict (sufficiency_run.py)
+    reasonlab sufficiency --model runs/default            # measures and writes the verdict (experiments/sufficiency.py)
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Any, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from reasonlab.evaluate.passk import headline_ks, majority_at_k, pass_at_k
 from reasonlab.evaluate.processbench import auroc, best_of_n
@@ -94,9 +100,13 @@ def level_metrics(records: Sequence[Mapping[str, Any]], n: int) -> dict[str, flo
     out["check_rate"] = sum(r.get("n_checking", 0) for r in records) / samples
     out["backtrack_rate"] = sum(r.get("n_backtracking", 0) for r in records) / samples
     correct = sum(c for _, c in counts)
-    out["process_valid_rate"] = sum(r["n_correct_all_steps_valid"] for r in records) / correct if correct else 0.0
+    out["process_valid_rate"] = (
+        sum(r["n_correct_all_steps_valid"] for r in records) / correct if correct else 0.0
+    )
     solved = [r for r in records if r["n_correct"] > 0]
-    out["distinct_correct"] = sum(r.get("n_distinct_correct", 0) for r in solved) / len(solved) if solved else 0.0
+    out["distinct_correct"] = (
+        sum(r.get("n_distinct_correct", 0) for r in solved) / len(solved) if solved else 0.0
+    )
     out["answer_entropy"] = sum(answer_entropy(r.get("answers", [])) for r in records) / problems
     out["malformed_rate"] = sum(r["n_malformed"] for r in records) / samples
     return out
@@ -126,8 +136,12 @@ def generation_verification_gap(best_of_n: float, pass_1: float, pass_n: float) 
     return (best_of_n - pass_1) / (pass_n - pass_1)
 
 
-def selection_metrics(scores: Sequence[Sequence[float]], correct: Sequence[Sequence[bool]],
-                      answers: Sequence[Sequence[str | None]] | None = None, seed: int = 0) -> dict[str, Any]:
+def selection_metrics(
+    scores: Sequence[Sequence[float]],
+    correct: Sequence[Sequence[bool]],
+    answers: Sequence[Sequence[str | None]] | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Best-of-N by a judge's scores against pass@1 and pass@N of the same samples, the gap, the
     judge's outcome AUROC over all samples and, with `answers`, majority vote of the same N.
 
@@ -138,12 +152,17 @@ def selection_metrics(scores: Sequence[Sequence[float]], correct: Sequence[Seque
     pass_n = sum(any(c) for c in correct) / problems
     best = sum(best_of_n(s, c, len(s), seed) for s, c in zip(scores, correct)) / problems
     out: dict[str, Any] = {
-        "n": n, "best_of_n": best, "pass@1": pass_1, "pass@n": pass_n,
+        "n": n,
+        "best_of_n": best,
+        "pass@1": pass_1,
+        "pass@n": pass_n,
         "gap": generation_verification_gap(best, pass_1, pass_n),
         "auroc": auroc([x for s in scores for x in s], [x for c in correct for x in c]),
     }
     if answers is not None:
-        out["majority"] = sum(majority_at_k(a, c, len(a), seed) for a, c in zip(answers, correct)) / problems
+        out["majority"] = (
+            sum(majority_at_k(a, c, len(a), seed) for a, c in zip(answers, correct)) / problems
+        )
     return out
 
 
@@ -155,114 +174,453 @@ def _pass_n(m: Mapping[str, float], n: int) -> float:
 
 
 # ------------------------------------------------------------------------------------------------
-# Verdict
+# Verdict: RULES, evaluated in order; each rule makes one statement or, without its input, none
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A case's condition on a rule's fields; `text` is how rules_table() and the module docstring print it."""
+
+    text: str
+    holds: Callable[[Mapping[str, Any]], bool]
+
+
+def _bound(fields: Mapping[str, Any], bound: float | str) -> Any:
+    """A threshold, or the value of another field when `bound` names one."""
+    return fields[bound] if isinstance(bound, str) else bound
+
+
+def below(key: str, bound: float | str) -> Condition:
+    return Condition(f"{key} < {bound}", lambda f: f[key] < _bound(f, bound))
+
+
+def above(key: str, bound: float | str) -> Condition:
+    return Condition(f"{key} > {bound}", lambda f: f[key] > _bound(f, bound))
+
+
+def at_least(key: str, bound: float | str, times: float | None = None) -> Condition:
+    if times is None:
+        return Condition(f"{key} >= {bound}", lambda f: f[key] >= _bound(f, bound))
+    return Condition(f"{key} >= {times} * {bound}", lambda f: f[key] >= times * f[bound])
+
+
+def is_none(key: str) -> Condition:
+    return Condition(f"{key} is None", lambda f: f[key] is None)
+
+
+def found(key: str) -> Condition:
+    return Condition(f"{key} found", lambda f: f[key] is not None)
+
+
+OTHERWISE = Condition("else", lambda f: True)
+ALWAYS = Condition("always", lambda f: True)
+
+
+@dataclass(frozen=True)
+class Case:
+    """What a rule says when `when` holds: `says` (rl | base | neutral) and `text`, a str.format
+    template over the rule's fields (plus n, at, pass@1, pass@n of the main level and threshold)."""
+
+    when: Condition
+    says: str
+    text: str
+
+
+class _Later:
+    """A field computed on first read, so a rule reads a metric only where its case needs it."""
+
+    def __init__(self, compute: Callable[[], Any]) -> None:
+        self.compute = compute
+
+
+class _Fields(dict):
+    """A rule's fields by name (for its conditions and str.format_map); a _Later one is computed on first read."""
+
+    def __getitem__(self, key: str) -> Any:
+        value = super().__getitem__(key)
+        if isinstance(value, _Later):
+            value = self[key] = value.compute()
+        return value
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    """What every rule may read: the result, its levels (int keys), n, the main level and its metrics."""
+
+    result: Mapping[str, Any]
+    levels: dict[int, Mapping[str, float]]
+    n: int
+    main: int
+    m: Mapping[str, float]
+    at: str  # " at level 5" when several levels were measured, else ""
+    p1: float
+    pn: float
+
+    @classmethod
+    def of(cls, result: Mapping[str, Any]) -> _Ctx:
+        levels = {int(k): v for k, v in result["levels"].items()}
+        n, main = int(result["n"]), int(result["main_level"])
+        m = levels[main]
+        at = f" at level {main}" if len(levels) > 1 else ""
+        return cls(result, levels, n, main, m, at, m["pass@1"], _pass_n(m, n))
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One verdict statement: `name` is its "metric", `fields(ctx)` the inputs its cases read, `value` the
+    field it reports; the first case whose condition holds speaks. No statement when `fields` gives None (a
+    missing section, described by `needs`) or when `gate` does not hold."""
+
+    name: str
+    metric: str  # what the value measures, for the table
+    threshold: float | None
+    value: str
+    fields: Callable[[_Ctx], Mapping[str, Any] | None]
+    cases: tuple[Case, ...]
+    needs: str = ""
+    gate: Condition | None = None
+
+    def check(self, ctx: _Ctx) -> dict[str, Any] | None:
+        fields = self.fields(ctx)
+        if fields is None:
+            return None
+        f = _Fields(
+            {
+                "n": ctx.n,
+                "at": ctx.at,
+                "pass@1": ctx.p1,
+                "pass@n": ctx.pn,
+                "threshold": self.threshold,
+                **fields,
+            }
+        )
+        if self.gate is not None and not self.gate.holds(f):
+            return None
+        case = next(c for c in self.cases if c.when.holds(f))
+        value = f[self.value]
+        return {
+            "metric": self.name,
+            "value": value,
+            "says": case.says,
+            "text": case.text.format_map(f),
+        }
+
+    def conditions(self) -> str:
+        """The cases as text, e.g. "pass@n < 0.1 -> base; else -> neutral"."""
+        text = "; ".join(f"{c.when.text} -> {c.says}" for c in self.cases)
+        needs = self.needs or (f"when {self.gate.text}" if self.gate else "")
+        return f"{needs}: {text}" if needs else text
+
+
+def _main(*keys: str) -> Callable[[_Ctx], dict[str, Any]]:
+    """Fields read from the main level's metrics, each on first use."""
+    return lambda c: {k: _Later(lambda k=k: c.m[k]) for k in keys}
+
+
+def _behaviour(key: str, what: str, trace: str) -> Rule:
+    def fields(c: _Ctx) -> dict[str, Any]:
+        rate = c.m[key]
+        return {key: rate, "rate": rate, "what": what, "trace": trace}
+
+    return Rule(
+        key,
+        f"share of samples that {what}",
+        BEHAVIOUR_MIN,
+        key,
+        fields,
+        (
+            Case(
+                below(key, BEHAVIOUR_MIN),
+                "base",
+                "Only {rate:.1%} of samples{at} {what}: RL rarely discovers a "
+                "behaviour the base never shows. Improve the base first (pretrain or fine-tune on "
+                "traces with {trace}).",
+            ),
+            Case(OTHERWISE, "rl", "{rate:.1%} of samples{at} {what}: a behaviour RL can amplify."),
+        ),
+    )
+
+
+_SOME_LEVEL_HARD = f"some level has pass@1 < {EDGE_PASS1}"
+
+
+def _edge_fields(c: _Ctx) -> dict[str, Any]:
+    edge = edge_of_competence(c.levels, c.n)
+    return {
+        "edge": edge,
+        "edge_pass@1": _Later(lambda: c.levels[edge]["pass@1"]),
+        "edge_pass@n": _Later(lambda: _pass_n(c.levels[edge], c.n)),
+        _SOME_LEVEL_HARD: _Later(lambda: any(v["pass@1"] < EDGE_PASS1 for v in c.levels.values())),
+    }
+
+
+def _judge_fields(c: _Ctx) -> dict[str, Any] | None:
+    """The judge's selection metrics at the main level: N, best_of_N, pass@1_N, pass@N, gap, name, auc_text."""
+    judge = c.result.get("judge")
+    if not (judge and c.main in {int(k) for k in judge.get("levels", {})}):
+        return None
+    g = {int(k): v for k, v in judge["levels"].items()}[c.main]
+    name, auc = judge.get("name", "the judge"), g.get("auroc")
+    auc_text = f"outcome AUROC {auc:.2f}" if auc is not None else "outcome AUROC undefined"
+    if g.get("majority") is not None:
+        auc_text += f"; majority vote of the same samples {g['majority']:.2f}"
+    keys = {
+        "gap": "gap",
+        "N": "n",
+        "best_of_N": "best_of_n",
+        "pass@1_N": "pass@1",
+        "pass@N": "pass@n",
+    }
+    return {
+        "name": name,
+        "auc_text": auc_text,
+        **{f: _Later(lambda k=k: g[k]) for f, k in keys.items()},
+    }
+
+
+def _control_fields(c: _Ctx) -> dict[str, Any] | None:
+    control = c.result.get("control")
+    if not control:
+        return None
+    true, rand, steps = control["outcome_gain"], control["random_gain"], control["steps"]
+    return {
+        "true_gain": true,
+        "random_gain": rand,
+        "steps": steps,
+        "gains": f"true reward {true:+.3f}, random reward {rand:+.3f} pass@1 after {steps} GRPO steps",
+    }
+
+
+_BEST_OF = "Best-of-{N} by {name} reaches {best_of_N:.2f} against pass@1 {pass@1_N:.2f} and pass@{N} {pass@N:.2f}"
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "coverage",
+        "pass@n: the share of problems solved in n samples",
+        COVERAGE_MIN,
+        "pass@n",
+        lambda c: {},
+        (
+            Case(
+                below("pass@n", COVERAGE_MIN),
+                "base",
+                "Even with {n} samples the base solves only {pass@n:.0%} of "
+                "problems{at}: RL can only sharpen what sampling already finds. Improve the base first "
+                "(more pretraining).",
+            ),
+            Case(
+                OTHERWISE,
+                "neutral",
+                "With {n} samples the base solves {pass@n:.0%} of problems{at}: that is the "
+                "ceiling RL's pass@1 is expected to approach, not pass.",
+            ),
+        ),
+    ),
+    Rule(
+        "headroom",
+        "pass@n - pass@1",
+        HEADROOM_MIN,
+        "headroom",
+        _main("headroom"),
+        (
+            Case(
+                at_least("headroom", HEADROOM_MIN),
+                "rl",
+                "pass@1 {pass@1:.2f} against pass@{n} {pass@n:.2f}{at}: "
+                "{headroom:.2f} of headroom for RL to turn sampled answers into first answers.",
+            ),
+            Case(
+                OTHERWISE,
+                "neutral",
+                "pass@1 {pass@1:.2f} is already close to pass@{n} {pass@n:.2f}{at}: little for RL "
+                "to sharpen here.",
+            ),
+        ),
+    ),
+    Rule(
+        "learnable",
+        "share of problems solved sometimes but not always (never, always: the others)",
+        LEARNABLE_MIN,
+        "learnable",
+        _main("learnable", "never", "always"),
+        (
+            Case(
+                at_least("learnable", LEARNABLE_MIN),
+                "rl",
+                "{learnable:.0%} of problems{at} are solved sometimes but "
+                "not always: their GRPO groups carry a learning signal.",
+            ),
+            Case(
+                at_least("never", "always"),
+                "base",
+                "Only {learnable:.0%} of problems{at} are learnable and {never:.0%} "
+                "are never solved: most GRPO groups get equal rewards and teach nothing. Improve the base first.",
+            ),
+            Case(
+                OTHERWISE,
+                "neutral",
+                "Only {learnable:.0%} of problems{at} are learnable and {always:.0%} are always "
+                "solved: this level is saturated; train RL on harder problems.",
+            ),
+        ),
+    ),
+    Rule(
+        "edge_of_competence",
+        f"the easiest level with pass@1 < {EDGE_PASS1} and pass@n > 0",
+        EDGE_PASS1,
+        "edge",
+        _edge_fields,
+        (
+            Case(
+                found("edge"),
+                "rl",
+                "Level {edge} is the edge of competence (pass@1 {edge_pass@1:.2f} < {threshold}, "
+                "pass@{n} {edge_pass@n:.2f} > 0): RL gains are expected to be largest when training there.",
+            ),
+            Case(
+                Condition(_SOME_LEVEL_HARD, lambda f: f[_SOME_LEVEL_HARD]),
+                "base",
+                "Where pass@1 < {threshold} nothing "
+                "is ever solved, even in {n} samples: no level sits at the edge of competence. Improve the base first.",
+            ),
+            Case(
+                OTHERWISE,
+                "neutral",
+                "Every measured level has pass@1 >= {threshold}: measure harder levels to find the "
+                "edge of competence.",
+            ),
+        ),
+    ),
+    _behaviour("check_rate", "check their work", "checks"),
+    _behaviour("backtrack_rate", "backtrack", "backtracking"),
+    Rule(
+        "gap",
+        "(best-of-N - pass@1) / (pass@N - pass@1), best-of-N picked by the judge",
+        GAP_MIN,
+        "gap",
+        _judge_fields,
+        (
+            Case(
+                is_none("gap"),
+                "neutral",
+                "pass@{N} equals pass@1{at}: there is nothing for {name} to choose between "
+                "({auc_text}).",
+            ),
+            Case(
+                above("gap", GAP_MIN),
+                "rl",
+                _BEST_OF + ": it closes {gap:.0%} of the gap ({auc_text}); it can serve as "
+                "a reward or a selector.",
+            ),
+            Case(
+                OTHERWISE,
+                "neutral",
+                _BEST_OF + ": it closes only {gap:.0%} of the gap ({auc_text}); the knowledge may "
+                "be there, but not as a reward model.",
+            ),
+        ),
+        needs="with a judge at the main level",
+    ),
+    Rule(
+        "process_valid_rate",
+        "share of correct answers whose every step is valid",
+        PROCESS_MIN,
+        "process_valid_rate",
+        _main("process_valid_rate"),
+        (
+            Case(
+                below("process_valid_rate", PROCESS_MIN),
+                "neutral",
+                "Warning: only {process_valid_rate:.0%} of correct "
+                "answers{at} come by valid steps; an outcome reward will also reinforce right answers reached by wrong "
+                "reasoning (consider process rewards).",
+            ),
+            Case(
+                OTHERWISE,
+                "rl",
+                "{process_valid_rate:.0%} of correct answers{at} come by valid steps: an outcome reward "
+                "rewards sound reasoning.",
+            ),
+        ),
+        gate=above("pass@1", 0),
+    ),
+    Rule(
+        "random_control",
+        "pass@1 gains of short GRPO runs with the true reward and a random one",
+        CONTROL_MIN_GAIN,
+        "random_gain",
+        _control_fields,
+        (
+            Case(
+                below("true_gain", CONTROL_MIN_GAIN),
+                "neutral",
+                "Inconclusive: {gains}; the short run did not pay off.",
+            ),
+            Case(
+                at_least("random_gain", "true_gain", times=AMPLIFY_SHARE),
+                "neutral",
+                "Amplifying: {gains}. Most of RL's "
+                "gain comes without any information in the reward: it amplifies what the base already does.",
+            ),
+            Case(
+                OTHERWISE,
+                "rl",
+                "The reward teaches: {gains}; random rewards give less than half of the gain.",
+            ),
+        ),
+        needs="with a control run",
+    ),
+    Rule(
+        "malformed_rate",
+        "share of samples with no parsable answer",
+        MALFORMED_MAX,
+        "malformed_rate",
+        _main("malformed_rate"),
+        (
+            Case(
+                above("malformed_rate", MALFORMED_MAX),
+                "base",
+                "{malformed_rate:.0%} of samples{at} have no parsable "
+                "answer: teach the format first (fine-tune on formatted traces).",
+            ),
+            Case(
+                OTHERWISE, "neutral", "{malformed_rate:.1%} of samples{at} have no parsable answer."
+            ),
+        ),
+    ),
+    Rule(
+        "diversity",
+        "distinct correct solutions per solved problem (and the answers' entropy)",
+        None,
+        "distinct_correct",
+        _main("distinct_correct", "answer_entropy"),
+        (
+            Case(
+                ALWAYS,
+                "neutral",
+                "Problems solved{at} have {distinct_correct:.1f} distinct correct solutions on "
+                "average; the answers' entropy is {answer_entropy:.2f} nats.",
+            ),
+        ),
+    ),
+)
 
 
 def verdict(result: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Plain-language statements {metric, value, says: rl | base | neutral, text} from a result.
+    """Plain-language statements {metric, value, says: rl | base | neutral, text} from a result, one per rule
+    of RULES that has its input, in order.
 
     `result` needs "levels" ({difficulty: level_metrics}, keys int or str), "n" and "main_level";
     optional: "judge" ({"name", "levels": {difficulty: selection_metrics}}) and "control" (with
     "outcome_gain", "random_gain", "steps"). Missing sections give no statement. Thresholds: module
-    docstring."""
-    levels = {int(k): v for k, v in result["levels"].items()}
-    n, main = int(result["n"]), int(result["main_level"])
-    m = levels[main]
-    at = f" at level {main}" if len(levels) > 1 else ""
-    out: list[dict[str, Any]] = []
+    docstring, rules_table()."""
+    ctx = _Ctx.of(result)
+    return [s for rule in RULES if (s := rule.check(ctx)) is not None]
 
-    def say(metric: str, value: Any, says: str, text: str) -> None:
-        out.append({"metric": metric, "value": value, "says": says, "text": text})
 
-    p1, pn = m["pass@1"], _pass_n(m, n)
-    if pn < COVERAGE_MIN:
-        say("coverage", pn, "base", f"Even with {n} samples the base solves only {pn:.0%} of problems{at}: RL can "
-            "only sharpen what sampling already finds. Improve the base first (more pretraining).")
-    else:
-        say("coverage", pn, "neutral", f"With {n} samples the base solves {pn:.0%} of problems{at}: that is the "
-            "ceiling RL's pass@1 is expected to approach, not pass.")
-    if m["headroom"] >= HEADROOM_MIN:
-        say("headroom", m["headroom"], "rl", f"pass@1 {p1:.2f} against pass@{n} {pn:.2f}{at}: {m['headroom']:.2f} "
-            "of headroom for RL to turn sampled answers into first answers.")
-    else:
-        say("headroom", m["headroom"], "neutral", f"pass@1 {p1:.2f} is already close to pass@{n} {pn:.2f}{at}: "
-            "little for RL to sharpen here.")
-    if m["learnable"] >= LEARNABLE_MIN:
-        say("learnable", m["learnable"], "rl", f"{m['learnable']:.0%} of problems{at} are solved sometimes but not "
-            "always: their GRPO groups carry a learning signal.")
-    elif m["never"] >= m["always"]:
-        say("learnable", m["learnable"], "base", f"Only {m['learnable']:.0%} of problems{at} are learnable and "
-            f"{m['never']:.0%} are never solved: most GRPO groups get equal rewards and teach nothing. "
-            "Improve the base first.")
-    else:
-        say("learnable", m["learnable"], "neutral", f"Only {m['learnable']:.0%} of problems{at} are learnable and "
-            f"{m['always']:.0%} are always solved: this level is saturated; train RL on harder problems.")
-    edge = edge_of_competence(levels, n)
-    if edge is not None:
-        say("edge_of_competence", edge, "rl", f"Level {edge} is the edge of competence (pass@1 "
-            f"{levels[edge]['pass@1']:.2f} < {EDGE_PASS1}, pass@{n} {_pass_n(levels[edge], n):.2f} > 0): "
-            "RL gains are expected to be largest when training there.")
-    elif any(v["pass@1"] < EDGE_PASS1 for v in levels.values()):
-        say("edge_of_competence", None, "base", f"Where pass@1 < {EDGE_PASS1} nothing is ever solved, even in "
-            f"{n} samples: no level sits at the edge of competence. Improve the base first.")
-    else:
-        say("edge_of_competence", None, "neutral", f"Every measured level has pass@1 >= {EDGE_PASS1}: measure "
-            "harder levels to find the edge of competence.")
-    for key, what, trace in (("check_rate", "check their work", "checks"),
-                             ("backtrack_rate", "backtrack", "backtracking")):
-        if m[key] < BEHAVIOUR_MIN:
-            say(key, m[key], "base", f"Only {m[key]:.1%} of samples{at} {what}: RL rarely discovers a behaviour the "
-                f"base never shows. Improve the base first (pretrain or fine-tune on traces with {trace}).")
-        else:
-            say(key, m[key], "rl", f"{m[key]:.1%} of samples{at} {what}: a behaviour RL can amplify.")
-    judge = result.get("judge")
-    if judge and main in {int(k) for k in judge.get("levels", {})}:
-        g = {int(k): v for k, v in judge["levels"].items()}[main]
-        name, auc = judge.get("name", "the judge"), g.get("auroc")
-        auc_text = f"outcome AUROC {auc:.2f}" if auc is not None else "outcome AUROC undefined"
-        if g.get("majority") is not None:
-            auc_text += f"; majority vote of the same samples {g['majority']:.2f}"
-        if g["gap"] is None:
-            say("gap", None, "neutral", f"pass@{g['n']} equals pass@1{at}: there is nothing for {name} to choose "
-                f"between ({auc_text}).")
-        elif g["gap"] > GAP_MIN:
-            say("gap", g["gap"], "rl", f"Best-of-{g['n']} by {name} reaches {g['best_of_n']:.2f} against pass@1 "
-                f"{g['pass@1']:.2f} and pass@{g['n']} {g['pass@n']:.2f}: it closes {g['gap']:.0%} of the gap "
-                f"({auc_text}); it can serve as a reward or a selector.")
-        else:
-            say("gap", g["gap"], "neutral", f"Best-of-{g['n']} by {name} reaches {g['best_of_n']:.2f} against pass@1 "
-                f"{g['pass@1']:.2f} and pass@{g['n']} {g['pass@n']:.2f}: it closes only {g['gap']:.0%} of the gap "
-                f"({auc_text}); the knowledge may be there, but not as a reward model.")
-    if p1 > 0:
-        v = m["process_valid_rate"]
-        if v < PROCESS_MIN:
-            say("process_valid_rate", v, "neutral", f"Warning: only {v:.0%} of correct answers{at} come by valid "
-                "steps; an outcome reward will also reinforce right answers reached by wrong reasoning "
-                "(consider process rewards).")
-        else:
-            say("process_valid_rate", v, "rl", f"{v:.0%} of correct answers{at} come by valid steps: an outcome "
-                "reward rewards sound reasoning.")
-    control = result.get("control")
-    if control:
-        true, rand, steps = control["outcome_gain"], control["random_gain"], control["steps"]
-        gains = f"true reward {true:+.3f}, random reward {rand:+.3f} pass@1 after {steps} GRPO steps"
-        if true < CONTROL_MIN_GAIN:
-            say("random_control", rand, "neutral", f"Inconclusive: {gains}; the short run did not pay off.")
-        elif rand >= AMPLIFY_SHARE * true:
-            say("random_control", rand, "neutral", f"Amplifying: {gains}. Most of RL's gain comes without any "
-                "information in the reward: it amplifies what the base already does.")
-        else:
-            say("random_control", rand, "rl", f"The reward teaches: {gains}; random rewards give less than half "
-                "of the gain.")
-    if m["malformed_rate"] > MALFORMED_MAX:
-        say("malformed_rate", m["malformed_rate"], "base", f"{m['malformed_rate']:.0%} of samples{at} have no "
-            "parsable answer: teach the format first (fine-tune on formatted traces).")
-    else:
-        say("malformed_rate", m["malformed_rate"], "neutral", f"{m['malformed_rate']:.1%} of samples{at} have no "
-            "parsable answer.")
-    say("diversity", m["distinct_correct"], "neutral", f"Problems solved{at} have {m['distinct_correct']:.1f} "
-        f"distinct correct solutions on average; the answers' entropy is {m['answer_entropy']:.2f} nats.")
-    return out
+def rules_table() -> list[tuple[str, str, str]]:
+    """The verdict's rules for a report: (name, what its value measures, its cases as "condition -> says; ...")."""
+    return [(rule.name, rule.metric, rule.conditions()) for rule in RULES]
 
 
 def headline(statements: Sequence[Mapping[str, Any]]) -> str:
@@ -273,8 +631,10 @@ def headline(statements: Sequence[Mapping[str, Any]]) -> str:
     if rl:
         parts.append(f"RL will pay off here, say {', '.join(rl)}")
     if base:
-        parts.append(f"improve the base first (more pretraining, or traces with checks and backtracking), "
-                     f"say {', '.join(base)}")
+        parts.append(
+            f"improve the base first (more pretraining, or traces with checks and backtracking), "
+            f"say {', '.join(base)}"
+        )
     if not parts:
         return "No metric takes a side."
     text = "; ".join(parts)

@@ -27,20 +27,19 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from reasonlab.config import RunConfig, RLConfig
+from reasonlab.config import RLConfig, RunConfig, Strict
 from reasonlab.errors import ConfigError, RunFolderError
 from reasonlab.fileio import read_json_or_none, write_text_atomic
-from reasonlab.tracking import read_metrics
+from reasonlab.training.tracking import read_metrics
 
 
-class MatchedConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
-
+class MatchedConfig(Strict):
     compute: Literal["flops", "wall"] = "flops"
     """What is matched: RL's FLOPs (in pretraining tokens, machine-independent) or its wall-clock seconds."""
     peak_lr: float | None = Field(None, gt=0)
@@ -60,15 +59,21 @@ def rl_compute(rows: list[dict[str, Any]], rc: RLConfig) -> dict[str, int]:
         elif not rc.dynamic_sampling:  # every sampled group is trained on
             step_trained = step_sampled
         else:
-            raise ConfigError("rl_compute: these RL metrics predate rl/trained_tokens and used dynamic sampling; "
-                              "the tokens trained on are unknown")
+            raise ConfigError(
+                "rl_compute: these RL metrics predate rl/trained_tokens and used dynamic sampling; "
+                "the tokens trained on are unknown"
+            )
         monitor = rc.kl_monitor_every > 0 and row["step"] % rc.kl_monitor_every == 0
         forwards = int(old_pass) + int(rc.beta > 0 or monitor)
         sampled += step_sampled
         trained += step_trained
         units += step_sampled + step_trained * (3 * rc.num_iterations + forwards)
-    return {"rl_steps": len(rows), "sampled_tokens": int(sampled), "trained_tokens": int(trained),
-            "pretrain_tokens": int(round(units * 2 / 6))}
+    return {
+        "rl_steps": len(rows),
+        "sampled_tokens": int(sampled),
+        "trained_tokens": int(trained),
+        "pretrain_tokens": int(round(units * 2 / 6)),
+    }
 
 
 def rl_rows(metrics_path: Path) -> list[dict[str, Any]]:
@@ -83,38 +88,63 @@ def matched_tokens(cell: Path, cfg: RunConfig, mc: MatchedConfig) -> dict[str, A
     if not rows or "time/rl_s" not in summary:
         raise RunFolderError(f"{cell}: no finished RL stage to match (rl.steps is {cfg.rl.steps})")
     used = rl_compute(rows, cfg.rl)
-    throughput = cfg.pretrain.token_budget / summary["time/pretrain_s"]  # the base's own tokens per second
+    throughput = (
+        cfg.pretrain.token_budget / summary["time/pretrain_s"]
+    )  # the base's own tokens per second
     wall_tokens = int(summary["time/rl_s"] * throughput)
     extra = used["pretrain_tokens"] if mc.compute == "flops" else wall_tokens
     params = summary.get("model/params")
-    return {"compute": mc.compute, **used, "rl_s": summary["time/rl_s"], "pretrain_tokens_per_s": round(throughput),
-            "wall_matched_tokens": wall_tokens, "extra_tokens": extra,
-            "rl_flops": None if params is None else 6.0 * params * used["pretrain_tokens"]}
+    return {
+        "compute": mc.compute,
+        **used,
+        "rl_s": summary["time/rl_s"],
+        "pretrain_tokens_per_s": round(throughput),
+        "wall_matched_tokens": wall_tokens,
+        "extra_tokens": extra,
+        "rl_flops": None if params is None else 6.0 * params * used["pretrain_tokens"],
+    }
 
 
-def run_matched(cfg: RunConfig, cell: Path, mc: MatchedConfig, say: Callable[[str], None] = lambda m: None,
-                on_step: Callable[[int, int, dict[str, float]], None] | None = None) -> dict[str, Any]:
+def run_matched(
+    cfg: RunConfig,
+    cell: Path,
+    mc: MatchedConfig,
+    say: Callable[[str], None] = lambda m: None,
+    on_step: Callable[[int, int, dict[str, float]], None] | None = None,
+) -> dict[str, Any]:
     """Run (or resume, or read) the arm of a finished cell; returns {"matched": accounting and timings,
     "more": pass rates, "more_gain": more - base}."""
-    from reasonlab.pipeline import evaluate_stage, summary_keys
-    from reasonlab.pretrain import continue_pretraining
+    from reasonlab.experiments.main_job import evaluate_stage, summary_keys
+    from reasonlab.pretrain.trainer import continue_pretraining
 
     arm = arm_dir(cell, mc)
     check_settings(cell, mc)
     if arm_finished(cell, mc):
-        return arm_row(read_json_or_none(arm / "matched.json") or {}, read_json_or_none(cell / "summary.json") or {})
+        return arm_row(
+            read_json_or_none(arm / "matched.json") or {},
+            read_json_or_none(cell / "summary.json") or {},
+        )
     plan = matched_tokens(cell, cfg, mc)
     arm.mkdir(exist_ok=True)
-    write_text_atomic(arm / "matched.json", json.dumps({"settings": mc.model_dump(), **plan}, indent=1) + "\n")
-    say(f"more pretraining: {plan['extra_tokens']:,} tokens, the {mc.compute} of {plan['rl_steps']} RL steps")
+    write_text_atomic(
+        arm / "matched.json", json.dumps({"settings": mc.model_dump(), **plan}, indent=1) + "\n"
+    )
+    say(
+        f"more pretraining: {plan['extra_tokens']:,} tokens, the {mc.compute} of {plan['rl_steps']} RL steps"
+    )
     t = time.perf_counter()
     policy = continue_pretraining(cfg, cell, arm, plan["extra_tokens"], mc.peak_lr, on_step=on_step)
     pretrain_s = time.perf_counter() - t
     say("evaluating the more-pretrained base")
     t = time.perf_counter()
     more = summary_keys("more", evaluate_stage(policy, cfg, arm, "more"))
-    record = {"settings": mc.model_dump(), **plan, "more_pretrain_s": round(pretrain_s, 1),
-              "more_eval_s": round(time.perf_counter() - t, 1), "more": more}
+    record = {
+        "settings": mc.model_dump(),
+        **plan,
+        "more_pretrain_s": round(pretrain_s, 1),
+        "more_eval_s": round(time.perf_counter() - t, 1),
+        "more": more,
+    }
     write_text_atomic(arm / "matched.json", json.dumps(record, indent=1) + "\n")
     return arm_row(record, read_json_or_none(cell / "summary.json") or {})
 
@@ -133,13 +163,17 @@ def check_settings(cell: Path, mc: MatchedConfig) -> None:
     arm = arm_dir(cell, mc)
     old = read_json_or_none(arm / "matched.json")
     if old is not None and old.get("settings") != mc.model_dump():
-        raise RunFolderError(f"{arm} ran with other matched settings ({old.get('settings')}); remove that folder "
-                             "or restore the sweep file's `matched`")
+        raise RunFolderError(
+            f"{arm} ran with other matched settings ({old.get('settings')}); remove that folder "
+            "or restore the sweep file's `matched`"
+        )
 
 
 def arm_row(record: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
     """A finished arm as sweep row fields: the accounting, the pass rates and the gains over the base."""
     more = {k.removeprefix("more/"): v for k, v in record["more"].items() if "pass@" in k}
-    gain = {k: round(v - summary[f"base/{k}"], 4) for k, v in more.items() if f"base/{k}" in summary}
+    gain = {
+        k: round(v - summary[f"base/{k}"], 4) for k, v in more.items() if f"base/{k}" in summary
+    }
     matched = {k: v for k, v in record.items() if k not in ("more", "settings")}
     return {"matched": matched, "more": more, "more_gain": gain}

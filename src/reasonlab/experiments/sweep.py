@@ -4,12 +4,12 @@ with the same protocol, and relate each base's sufficiency metrics to what RL ga
 A sweep file (configs/sweep.yaml, `SweepConfig`) names the run config every cell starts from (`base`),
 overrides applied to every cell (`set`) and a grid of dotted config paths with the values to try; the
 cells are the product of the grid, each named from its values (or the axis `labels`). Each cell is one
-main job (pipeline.run_main_job) in `<out>/cells/<cell>/`, with the base config's seed, so a cell resumes
+main job (experiments/main_job.run_main_job) in `<out>/cells/<cell>/`, with the base config's seed, so a cell resumes
 where it stopped and a finished cell (its summary.json exists) is skipped on a rerun. A cell that fails
 (bad config, divergence, a runtime error) is recorded with its one-line error and the sweep goes on; a rerun
 tries it again (from its last checkpoint).
 `<out>/sweep.json` holds the sweep config and every cell's status, values, metrics and timings, rewritten
-atomically after every cell; sweep.md and sweep.html (experiments/sweep_report.py) plot the RL gain
+atomically after every cell; sweep.md and sweep.html (reports/sweep.py) plot the RL gain
 against each base metric. Every check of the sweep file runs before anything is written
 (experiments/sweep_plan.py). With `matched:` in the sweep file, each finished cell also gets its
 compute-matched arm (experiments/matched.py): RL's cost spent on more pretraining of the same base. Usage:
@@ -21,21 +21,28 @@ from __future__ import annotations
 
 import json
 import time
-from contextlib import nullcontext
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any, Callable, ContextManager
+from typing import Any
 
 from reasonlab.errors import ReasonlabError, RunFolderError
+from reasonlab.experiments.main_job import config_difference, run_main_job
 from reasonlab.experiments.matched import arm_finished, check_settings, run_matched
 from reasonlab.experiments.sweep_plan import Cell, Plan, axis_keys
-from reasonlab.experiments.sweep_report import cell_results, correlations, related_metrics, write_sweep_report
 from reasonlab.fileio import read_json_or_none, write_text_atomic
-from reasonlab.pipeline import config_difference, run_main_job
+from reasonlab.reports.sweep import cell_results, correlations, related_metrics, write_sweep_report
 
-CELL_ERRORS = (ReasonlabError, FloatingPointError, RuntimeError)  # a cell failing this way does not stop the sweep
+CELL_ERRORS = (
+    ReasonlabError,
+    FloatingPointError,
+    RuntimeError,
+)  # a cell failing this way does not stop the sweep
 
 Say = Callable[[str], None]
-JobHooks = Callable[[], ContextManager[dict[str, Any]]]  # -> step callbacks for run_main_job, per cell
+JobHooks = Callable[
+    [], AbstractContextManager[dict[str, Any]]
+]  # -> step callbacks for run_main_job, per cell
 
 # ---- running --------------------------------------------------------------------------------------------
 
@@ -51,14 +58,18 @@ def check_out_dir(plan: Plan, out: Path) -> None:
         return
     old = read_json_or_none(state_path) or {}
     if old.get("name") not in (None, plan.sweep.name):
-        raise RunFolderError(f"{out} holds the sweep {old['name']!r}, not {plan.sweep.name!r}; choose another --out")
+        raise RunFolderError(
+            f"{out} holds the sweep {old['name']!r}, not {plan.sweep.name!r}; choose another --out"
+        )
     for cell in plan.cells:
         path = cell_dir(out, cell) / "config.yaml"
         if path.is_file():
             found = config_difference(path, cell.config)
             if found is not None:
-                raise RunFolderError(f"{path.parent} ran with a different config ({found or 'config'} differs): the sweep changed "
-                                     "since; choose another --out or remove that cell folder")
+                raise RunFolderError(
+                    f"{path.parent} ran with a different config ({found or 'config'} differs): the sweep changed "
+                    "since; choose another --out or remove that cell folder"
+                )
         if plan.sweep.matched is not None:
             check_settings(cell_dir(out, cell), plan.sweep.matched)
 
@@ -67,10 +78,14 @@ def cell_dir(out: Path, cell: Cell) -> Path:
     return out / "cells" / cell.name
 
 
-def run_sweep(plan: Plan, out: Path, say: Say = lambda m: None, job_hooks: JobHooks | None = None) -> dict[str, Any]:
+def run_sweep(
+    plan: Plan, out: Path, say: Say = lambda m: None, job_hooks: JobHooks | None = None
+) -> dict[str, Any]:
     """Run every unfinished cell in order, record each in sweep.json, then write the report; returns the state."""
     check_out_dir(plan, out)
-    previous = {c["name"]: c for c in (read_json_or_none(out / "sweep.json") or {}).get("cells", [])}
+    previous = {
+        c["name"]: c for c in (read_json_or_none(out / "sweep.json") or {}).get("cells", [])
+    }
     state = new_state(plan)
     t0 = time.perf_counter()
     n = len(plan.cells)
@@ -84,7 +99,11 @@ def run_sweep(plan: Plan, out: Path, say: Say = lambda m: None, job_hooks: JobHo
             say(head)
             row = run_cell(cell, out, say, job_hooks)
             say(f"  {_outcome(row)}")
-        if plan.sweep.matched is not None and row["status"] == "finished" and cell.config.rl.steps > 0:
+        if (
+            plan.sweep.matched is not None
+            and row["status"] == "finished"
+            and cell.config.rl.steps > 0
+        ):
             row.update(run_arm(plan, cell, out, say, job_hooks, rl_gain=row["gain"].get("pass@1")))
         state["cells"][i] = row
         state["elapsed_s"] = round(time.perf_counter() - t0, 1)
@@ -105,8 +124,10 @@ def new_state(plan: Plan) -> dict[str, Any]:
         "quick": plan.quick,
         "status": "running",
         "config": plan.sweep.model_dump(mode="json"),
-        "axes": [{"path": a.path, "key": k, "values": a.values, "labels": a.labels}
-                 for a, k in zip(plan.axes, axis_keys([a.path for a in plan.axes]))],
+        "axes": [
+            {"path": a.path, "key": k, "values": a.values, "labels": a.labels}
+            for a, k in zip(plan.axes, axis_keys([a.path for a in plan.axes]))
+        ],
         "cells": [{**_identity(c), "status": "pending"} for c in plan.cells],
     }
 
@@ -120,15 +141,22 @@ def run_cell(cell: Cell, out: Path, say: Say, job_hooks: JobHooks | None) -> dic
     t = time.perf_counter()
     try:
         with (job_hooks or nullcontext)() as hooks:
-            run_main_job(cell.config, cell_dir(out, cell), say=lambda m: say(f"  {m}"), **(hooks or {}))
+            run_main_job(
+                cell.config, cell_dir(out, cell), say=lambda m: say(f"  {m}"), **(hooks or {})
+            )
         return finished_row(cell, out, round(time.perf_counter() - t, 1))
     except CELL_ERRORS as err:
-        return {**_identity(cell), "status": "failed", "error": one_line(err),
-                "timings": {"wall_s": round(time.perf_counter() - t, 1)}}
+        return {
+            **_identity(cell),
+            "status": "failed",
+            "error": one_line(err),
+            "timings": {"wall_s": round(time.perf_counter() - t, 1)},
+        }
 
 
-def run_arm(plan: Plan, cell: Cell, out: Path, say: Say, job_hooks: JobHooks | None,
-            rl_gain: float | None) -> dict[str, Any]:
+def run_arm(
+    plan: Plan, cell: Cell, out: Path, say: Say, job_hooks: JobHooks | None, rl_gain: float | None
+) -> dict[str, Any]:
     """The compute-matched arm of a finished cell (experiments/matched.py); a failure is recorded in the row
     as matched_error, never raised."""
     assert plan.sweep.matched is not None
@@ -136,14 +164,21 @@ def run_arm(plan: Plan, cell: Cell, out: Path, say: Say, job_hooks: JobHooks | N
     earlier = arm_finished(cell_dir(out, cell), plan.sweep.matched)
     try:
         with (job_hooks or nullcontext)() as hooks:
-            found = run_matched(cell.config, cell_dir(out, cell), plan.sweep.matched, say=lambda m: say(f"  {m}"),
-                                on_step=(hooks or {}).get("on_pretrain_step"))
+            found = run_matched(
+                cell.config,
+                cell_dir(out, cell),
+                plan.sweep.matched,
+                say=lambda m: say(f"  {m}"),
+                on_step=(hooks or {}).get("on_pretrain_step"),
+            )
     except CELL_ERRORS as err:
         say(f"  more pretraining FAILED: {one_line(err)}")
         return {"matched_error": one_line(err)}
     g, r = found["more_gain"], found["matched"]
     when = "finished earlier" if earlier else f"{round(time.perf_counter() - t, 1)} s"
-    say(f"  more pretraining ({r['extra_tokens']:,} tokens, {when}): gain pass@1 {g.get('pass@1')}, RL's {rl_gain}")
+    say(
+        f"  more pretraining ({r['extra_tokens']:,} tokens, {when}): gain pass@1 {g.get('pass@1')}, RL's {rl_gain}"
+    )
     return found
 
 
@@ -154,7 +189,12 @@ def one_line(err: BaseException) -> str:
 
 
 def _identity(cell: Cell) -> dict[str, Any]:
-    return {"name": cell.name, "label": cell.label, "values": cell.values, "dir": f"cells/{cell.name}"}
+    return {
+        "name": cell.name,
+        "label": cell.label,
+        "values": cell.values,
+        "dir": f"cells/{cell.name}",
+    }
 
 
 def _outcome(row: dict[str, Any]) -> str:
@@ -164,7 +204,9 @@ def _outcome(row: dict[str, Any]) -> str:
     k = row["k"]
     b, r = row["base"], row["rl"]
     text = f"finished in {wall} s: base pass@1 {b.get('pass@1')}, pass@{k} {b.get(f'pass@{k}')}"
-    return text + (f"; RL pass@1 {r['pass@1']}, pass@{k} {r.get(f'pass@{k}')}" if "pass@1" in r else "")
+    return text + (
+        f"; RL pass@1 {r['pass@1']}, pass@{k} {r.get(f'pass@{k}')}" if "pass@1" in r else ""
+    )
 
 
 def _clock(seconds: float) -> str:
@@ -173,11 +215,18 @@ def _clock(seconds: float) -> str:
 
 
 def finished_row(cell: Cell, out: Path, wall_s: float | None) -> dict[str, Any]:
-    """A cell whose main job finished: its results from the cell folder (sweep_report.cell_results)."""
+    """A cell whose main job finished: its results from the cell folder (reports.sweep.cell_results)."""
     results = cell_results(cell_dir(out, cell))
     if results is None:
-        return {**_identity(cell), "status": "failed", "timings": {"wall_s": wall_s},
-                "error": f"{cell_dir(out, cell)}: summary.json or eval/base.json is missing or unreadable"}
-    return {**_identity(cell), "status": "finished", **results, "timings": {**results["timings"], "wall_s": wall_s}}
-
-
+        return {
+            **_identity(cell),
+            "status": "failed",
+            "timings": {"wall_s": wall_s},
+            "error": f"{cell_dir(out, cell)}: summary.json or eval/base.json is missing or unreadable",
+        }
+    return {
+        **_identity(cell),
+        "status": "finished",
+        **results,
+        "timings": {**results["timings"], "wall_s": wall_s},
+    }

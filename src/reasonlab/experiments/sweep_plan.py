@@ -11,29 +11,26 @@ Usage:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
-from reasonlab.config import DEFAULT_CONFIG, RunConfig, load_config, read_yaml
+from reasonlab.config import DEFAULT_CONFIG, RunConfig, Strict, load_config, read_yaml
 from reasonlab.errors import ConfigError
+from reasonlab.experiments.main_job import validate
 from reasonlab.experiments.matched import MatchedConfig
-from reasonlab.pipeline import validate
 
 DEFAULT_SWEEP = DEFAULT_CONFIG.parent / "sweep.yaml"
 SAFE_NAME = re.compile(r"[A-Za-z0-9+][A-Za-z0-9._+-]*")
 MAX_NAME = 200
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
-
-
-class QuickConfig(_Strict):
+class QuickConfig(Strict):
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     """With --quick: values per axis instead of the grid's (each key an axis of `grid`; an axis left out
     keeps all its values). A label of the axis stands for its value, e.g. traces: [shortcut]."""
@@ -44,7 +41,7 @@ class QuickConfig(_Strict):
     """With --quick: overrides applied after `set` (dotted config path -> value), e.g. {rl.steps: 50}."""
 
 
-class SweepConfig(_Strict):
+class SweepConfig(Strict):
     name: str
     """Sweep name (letters, digits, . _ + -): the default folder is runs/<name>, runs/<name>-quick with --quick."""
     base: str | None = None
@@ -110,39 +107,59 @@ def load_plan(path: str | Path | None = None, quick: bool = False) -> Plan:
     axes = grid_axes(sweep, quick, source)
     base = base_config_path(sweep, source)
     shared = [*sweep.set.items(), *(sweep.quick.set.items() if quick else ())]
-    check_paths(base, source, [("set", k, v) for k, v in sweep.set.items()]
-                + [("quick.set", k, v) for k, v in (sweep.quick.set.items() if quick else ())]
-                + [("grid", a.path, v) for a in axes for v in a.values])
+    check_paths(
+        base,
+        source,
+        [("set", k, v) for k, v in sweep.set.items()]
+        + [("quick.set", k, v) for k, v in (sweep.quick.set.items() if quick else ())]
+        + [("grid", a.path, v) for a in axes for v in a.values],
+    )
     keys = axis_keys([a.path for a in axes])
-    cells = [make_cell(base, source, shared, axes, keys, combo)
-             for combo in product(*(range(len(a.values)) for a in axes))]
+    cells = [
+        make_cell(base, source, shared, axes, keys, combo)
+        for combo in product(*(range(len(a.values)) for a in axes))
+    ]
     return Plan(sweep, source, quick, axes, cells)
 
 
 def read_sweep(source: Path) -> SweepConfig:
     raw = read_yaml(source, "sweep")
     if not isinstance(raw, dict):
-        raise ConfigError(f"sweep file {source} must be a mapping of fields (name, base, set, grid, labels, quick)")
+        raise ConfigError(
+            f"sweep file {source} must be a mapping of fields (name, base, set, grid, labels, quick)"
+        )
     try:
         sweep = SweepConfig.model_validate(raw)
     except ValidationError as err:
-        first = min(err.errors(), key=lambda e: e["type"] != "extra_forbidden")  # a typo explains a missing field
+        first = min(
+            err.errors(), key=lambda e: e["type"] != "extra_forbidden"
+        )  # a typo explains a missing field
         loc = ".".join(str(p) for p in first["loc"]) or "sweep"
         msg = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
         raise ConfigError(f"{source}: {loc}: {msg}") from None
     if not SAFE_NAME.fullmatch(sweep.name):
-        raise ConfigError(f"{source}: name: {sweep.name!r} is not a safe folder name (letters, digits, . _ + -)")
+        raise ConfigError(
+            f"{source}: name: {sweep.name!r} is not a safe folder name (letters, digits, . _ + -)"
+        )
     return sweep
 
 
 def grid_axes(sweep: SweepConfig, quick: bool, source: Path) -> list[Axis]:
     """The axes in grid order, with the --quick values when asked; names checked for clashes."""
     if not sweep.grid:
-        raise ConfigError(f"{source}: grid is empty: give at least one dotted config path with a list of values")
-    for where, keys in (("labels", sweep.labels), ("quick.grid", sweep.quick.grid), ("quick.labels", sweep.quick.labels)):
+        raise ConfigError(
+            f"{source}: grid is empty: give at least one dotted config path with a list of values"
+        )
+    for where, keys in (
+        ("labels", sweep.labels),
+        ("quick.grid", sweep.quick.grid),
+        ("quick.labels", sweep.quick.labels),
+    ):
         for key in keys:
             if key not in sweep.grid:
-                raise ConfigError(f"{source}: {where}.{key}: not an axis of the grid ({', '.join(sweep.grid)})")
+                raise ConfigError(
+                    f"{source}: {where}.{key}: not an axis of the grid ({', '.join(sweep.grid)})"
+                )
     axes = []
     for path, values in sweep.grid.items():
         axis = make_axis(path, values, sweep.labels.get(path), f"grid.{path}", source)
@@ -154,22 +171,30 @@ def grid_axes(sweep: SweepConfig, quick: bool, source: Path) -> list[Axis]:
     return axes
 
 
-def make_axis(path: str, values: list[Any], labels: list[str] | None, where: str, source: Path) -> Axis:
+def make_axis(
+    path: str, values: list[Any], labels: list[str] | None, where: str, source: Path
+) -> Axis:
     if not values:
         raise ConfigError(f"{source}: {where}: no values (an axis needs at least one)")
     if labels is None:
         labels = [value_label(v) for v in values]
     elif len(labels) != len(values):
-        raise ConfigError(f"{source}: labels for {where}: {len(labels)} labels for {len(values)} values")
+        raise ConfigError(
+            f"{source}: labels for {where}: {len(labels)} labels for {len(values)} values"
+        )
     for label in labels:
         if not SAFE_NAME.fullmatch(label) or len(label) > 64:
-            raise ConfigError(f"{source}: labels for {where}: {label!r} is not a safe name "
-                              "(letters, digits, . _ + -, at most 64 characters)")
+            raise ConfigError(
+                f"{source}: labels for {where}: {label!r} is not a safe name "
+                "(letters, digits, . _ + -, at most 64 characters)"
+            )
     seen: dict[str, Any] = {}
     for value, label in zip(values, labels):
         if label in seen:
-            raise ConfigError(f"{source}: {where}: values {_flow(seen[label])} and {_flow(value)} would both be named "
-                              f"{label!r} (cell names must be unique); give them distinct labels")
+            raise ConfigError(
+                f"{source}: {where}: values {_flow(seen[label])} and {_flow(value)} would both be named "
+                f"{label!r} (cell names must be unique); give them distinct labels"
+            )
         seen[label] = value
     return Axis(path, list(values), list(labels))
 
@@ -205,7 +230,9 @@ def value_label(value: Any) -> str:
 
 def _short_int(n: int) -> str:
     for div, suffix in ((10**9, "G"), (10**6, "M"), (10**3, "k")):
-        if abs(n) >= div and n % (div // 10) == 0:  # at most one decimal: 1.5M, 250k; else the digits
+        if (
+            abs(n) >= div and n % (div // 10) == 0
+        ):  # at most one decimal: 1.5M, 250k; else the digits
             return f"{n / div:g}{suffix}"
     return str(n)
 
@@ -236,13 +263,21 @@ def check_paths(base: Path, source: Path, items: Sequence[tuple[str, str, Any]])
             raise ConfigError(f"{source}: {where} {path}={_flow(value)}: {detail}") from None
 
 
-def make_cell(base: Path, source: Path, shared: Sequence[tuple[str, Any]], axes: Sequence[Axis],
-              keys: Sequence[str], combo: Sequence[int]) -> Cell:
+def make_cell(
+    base: Path,
+    source: Path,
+    shared: Sequence[tuple[str, Any]],
+    axes: Sequence[Axis],
+    keys: Sequence[str],
+    combo: Sequence[int],
+) -> Cell:
     """One cell: its name from its values, its config = base + shared overrides + its grid values."""
     name = "__".join(f"{key}-{axis.labels[i]}" for key, axis, i in zip(keys, axes, combo))
     if len(name) > MAX_NAME:
-        raise ConfigError(f"{source}: cell name {name[:60]}... is longer than {MAX_NAME} characters; give the grid "
-                          "axes shorter labels")
+        raise ConfigError(
+            f"{source}: cell name {name[:60]}... is longer than {MAX_NAME} characters; give the grid "
+            "axes shorter labels"
+        )
     values = {axis.path: axis.values[i] for axis, i in zip(axes, combo)}
     overrides = [override(k, v) for k, v in [*shared, *values.items()]] + [f"name={name}"]
     try:
@@ -259,4 +294,9 @@ def override(path: str, value: Any) -> str:
 
 
 def _flow(value: Any) -> str:
-    return yaml.safe_dump(value, default_flow_style=True, width=10**9).strip().removesuffix("...").strip()
+    return (
+        yaml.safe_dump(value, default_flow_style=True, width=10**9)
+        .strip()
+        .removesuffix("...")
+        .strip()
+    )

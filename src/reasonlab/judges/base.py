@@ -1,6 +1,6 @@
-"""The Judge protocol and the step-labelled record every judge reads and every evaluation scores.
+"""The Judge protocol: what every judge does with the step-labelled records of types.py.
 
-A `StepRecord` is one solution cut into steps (TRL's stepwise-supervision layout: prompt, list of
+A `StepRecord` (types.py) is one solution cut into steps (TRL's stepwise-supervision layout: prompt, list of
 steps, list of labels) with what is known about it. Labels follow Math-Shepherd and ProcessBench:
 `labels[i]` is True iff the solution is still right after step i, so the labels of a solution are
 True up to its earliest wrong step and False from there on, and `first_error` is that step's index
@@ -20,59 +20,13 @@ whole-solution score. Usage:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Callable, Literal, Protocol, Sequence, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import Literal, Protocol, runtime_checkable
 
-from reasonlab.types import Problem
+from reasonlab.types import JudgeScores, StepRecord
 
 Aggregation = Literal["min", "product", "last"]
 AGGREGATIONS: tuple[str, ...] = ("min", "product", "last")
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    """One solution, cut into steps, with its labels where known.
-
-    `prompt` is the problem text the solution answers; `steps` the step texts in order (no trailing
-    newlines). `labels` (one per step) and `first_error` are both set or both None. `source` says
-    where the record came from (e.g. "reference", "policy", "injected:arithmetic", "processbench").
-    `problem` is the task Problem when the record came from a built-in task (the verifier needs it).
-    `soft_labels` are Monte-Carlo success rates per step where they were estimated.
-    """
-
-    prompt: str
-    steps: tuple[str, ...]
-    labels: tuple[bool, ...] | None = None
-    first_error: int | None = None
-    correct: bool | None = None
-    id: str = ""
-    source: str = ""
-    problem: Problem | None = field(default=None, compare=False)
-    soft_labels: tuple[float, ...] | None = None
-
-    @property
-    def erroneous(self) -> bool:
-        """Has a labelled wrong step (first_error >= 0)."""
-        return self.first_error is not None and self.first_error >= 0
-
-
-def labels_from_first_error(n_steps: int, first_error: int) -> tuple[bool, ...]:
-    """[True] * first_error + [False] * (n_steps - first_error); all True for first_error == -1."""
-    cut = n_steps if first_error < 0 else first_error
-    return tuple(i < cut for i in range(n_steps))
-
-
-def first_error_of(labels: Sequence[bool]) -> int:
-    """The index of the first False label, or -1."""
-    return next((i for i, ok in enumerate(labels) if not ok), -1)
-
-
-@dataclass(frozen=True)
-class JudgeScores:
-    """A judge's view of one solution: P(still right after step i) per step, and one overall score."""
-
-    steps: tuple[float, ...]
-    outcome: float
 
 
 @runtime_checkable
@@ -97,8 +51,12 @@ def aggregate(step_scores: Sequence[float], how: str) -> float:
     return float(step_scores[-1])
 
 
-def regroup(records: Sequence[StepRecord], flat: Sequence[float], overall: Callable[[tuple[float, ...]], float],
-            empty: float) -> list[JudgeScores]:
+def regroup(
+    records: Sequence[StepRecord],
+    flat: Sequence[float],
+    overall: Callable[[tuple[float, ...]], float],
+    empty: float,
+) -> list[JudgeScores]:
     """JudgeScores per record from `flat`, the step scores of the records that have steps, in order
     (record-major); a record without steps gets no step score and the overall score `empty`."""
     out, at = [], 0

@@ -24,10 +24,12 @@ Usage:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from fractions import Fraction
-from typing import Callable, NamedTuple, Sequence
+from typing import NamedTuple
 
-from reasonlab.judges.base import Judge, JudgeScores, StepRecord, aggregate
+from reasonlab.judges.base import Judge, aggregate
+from reasonlab.types import JudgeScores, StepRecord
 
 MAX_DIGITS = 30
 MAX_TOKENS = 64
@@ -47,7 +49,10 @@ _TOKEN = re.compile(
 _REWRITES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern), replacement)
     for pattern, replacement in (
-        (r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}", r" \1 "),
+        (
+            r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}",
+            r" \1 ",
+        ),
         (r"\\\\", " "),
         (r"\\\$|\$|\\\(|\\\)|\\\[|\\\]|&|~|\*\*", " "),
         (r"\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big|bigg|Bigg)(?![A-Za-z])", ""),
@@ -68,9 +73,13 @@ _OPERATOR_WORDS = frozenset(
     "mod modulo pmod bmod sin cos tan cot sec csc log ln lg exp sqrt choose of times by plus minus "
     "over divided multiplied percent".split()
 )
-_SCALE_WORDS = frozenset("hundred hundreds thousand thousands million millions billion billions "
-                         "trillion trillions dozen dozens percent times".split())
-_HARMLESS_COMMANDS = frozenset("implies Rightarrow rightarrow Longrightarrow to end newline".split())
+_SCALE_WORDS = frozenset(
+    "hundred hundreds thousand thousands million millions billion billions "
+    "trillion trillions dozen dozens percent times".split()
+)
+_HARMLESS_COMMANDS = frozenset(
+    "implies Rightarrow rightarrow Longrightarrow to end newline".split()
+)
 
 
 class _Tok(NamedTuple):

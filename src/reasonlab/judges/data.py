@@ -18,13 +18,12 @@ Usage:
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
-from reasonlab.judges.base import StepRecord, labels_from_first_error
 from reasonlab.judges.errors import ERROR_KINDS, inject
 from reasonlab.tasks.base import Task
 from reasonlab.tasks.parsing import solution_steps
-from reasonlab.types import Problem
+from reasonlab.types import Problem, StepRecord, labels_from_first_error
 
 
 def record_from_text(

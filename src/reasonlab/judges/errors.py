@@ -42,8 +42,8 @@ Usage:
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
 
 from reasonlab.errors import ConfigError
 from reasonlab.tasks.base import Task
@@ -52,7 +52,10 @@ from reasonlab.types import Problem
 
 ERROR_KINDS: tuple[str, ...] = ("arithmetic", "operand", "skipped", "right_answer", "wrong_step")
 # the kinds each task's verifier can express (see the module docstring)
-TASK_KINDS: dict[str, tuple[str, ...]] = {"countdown": ("arithmetic", "operand"), "chess": ("wrong_step",)}
+TASK_KINDS: dict[str, tuple[str, ...]] = {
+    "countdown": ("arithmetic", "operand"),
+    "chess": ("wrong_step",),
+}
 EQUATION_KINDS: tuple[str, ...] = ERROR_KINDS[:4]
 DELTAS: tuple[int, ...] = tuple(d * s for d in range(1, 10) for s in (1, -1))
 
@@ -120,7 +123,9 @@ def replaced_step(task: Task, problem: Problem, rng: random.Random) -> Injection
     i = rng.randrange(len(steps))
     steps[i] = task.wrong_step(problem, i, rng)
     text = "".join(f"{line}\n" for line in (*steps, task.answer_line(problem.answer)))
-    return Injection(kind="wrong_step", index=i, steps=tuple(steps), answer=problem.answer, text=text)
+    return Injection(
+        kind="wrong_step", index=i, steps=tuple(steps), answer=problem.answer, text=text
+    )
 
 
 def reference_equations(task: Task, problem: Problem) -> list[Equation] | None:
@@ -175,9 +180,7 @@ def fits(eq: Equation, signed: bool) -> bool:
     return signed or min(eq.left, eq.right, eq.result) >= 0
 
 
-def carry(
-    eqs: Sequence[Equation], sources: Sources, i: int, value: int
-) -> list[Equation] | None:
+def carry(eqs: Sequence[Equation], sources: Sources, i: int, value: int) -> list[Equation] | None:
     """Steps after i recomputed when step i's result becomes `value`; None if one is impossible."""
     results = {k: e.result for k, e in enumerate(eqs)}
     results[i] = value

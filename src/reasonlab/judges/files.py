@@ -11,7 +11,8 @@ skipping (or, strict, refusing) each bad record with its line and field. Labels 
 booleans; the integers 0 and 1 are accepted for them as well (many converted datasets write them).
 A record's labels are kept as given, so data whose labels were estimated (True after a False) is
 read as it is; `first_error` is the first False. `resolve_data` turns `processbench:<subset>` into
-a file under the data directory.
+a file under the data directory (--data-dir, else $REASONLAB_DATA_DIR, else the files shipped with
+the package; see tasks/mathdata.py `resolve_data_dir`).
 
 Usage:
     write_records(Path("eval.jsonl"), eval_records(task, task.sample("test", 100, seed=0), seed=0))
@@ -21,19 +22,18 @@ Usage:
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from reasonlab.errors import DataError
 from reasonlab.fileio import atomic_write, read_data_text
-from reasonlab.judges.base import StepRecord, first_error_of, labels_from_first_error
-from reasonlab.types import Problem
+from reasonlab.tasks.mathdata import DATA_DIR_ENV, resolve_data_dir
+from reasonlab.types import Problem, StepRecord, first_error_of, labels_from_first_error
 
 PROCESSBENCH_SUBSETS: tuple[str, ...] = ("gsm8k", "math", "olympiadbench", "omnimath")
-DATA_DIR_ENV = "REASONLAB_DATA_DIR"
 
 # ---------------------------------------------------------------------------------------------
 # Writing
@@ -57,8 +57,12 @@ def record_to_json(record: StepRecord) -> dict[str, Any]:
     if record.problem is not None:
         p = record.problem
         obj["task_problem"] = {
-            "id": p.id, "task": p.task, "prompt": p.prompt, "answer": p.answer,
-            "difficulty": p.difficulty, "meta": dict(p.meta),
+            "id": p.id,
+            "task": p.task,
+            "prompt": p.prompt,
+            "answer": p.answer,
+            "difficulty": p.difficulty,
+            "meta": dict(p.meta),
         }
     return obj
 
@@ -287,8 +291,12 @@ def parse_problem(raw: Any) -> Problem:
         if not isinstance(value, kind) or isinstance(value, bool):
             raise BadRecord("task_problem", "malformed", f"{name} is not a {kind.__name__}")
     return Problem(
-        id=raw["id"], task=raw["task"], prompt=raw["prompt"], answer=raw["answer"],
-        difficulty=raw["difficulty"], meta={k: tuples(v) for k, v in raw["meta"].items()},
+        id=raw["id"],
+        task=raw["task"],
+        prompt=raw["prompt"],
+        answer=raw["answer"],
+        difficulty=raw["difficulty"],
+        meta={k: tuples(v) for k, v in raw["meta"].items()},
     )
 
 
@@ -311,17 +319,18 @@ def processbench_path(data_dir: Path, subset: str) -> Path:
 
 
 def resolve_data(spec: str, data_dir: Path | None = None) -> Path:
-    """An existing file, or `processbench:<subset>` under `data_dir` (else $REASONLAB_DATA_DIR)."""
+    """An existing file, or `processbench:<subset>` under `data_dir` (else $REASONLAB_DATA_DIR, else
+    the files shipped with the package)."""
     if Path(spec).is_file():
         return Path(spec)
     known = ", ".join(f"processbench:{s}" for s in PROCESSBENCH_SUBSETS)
     name, _, subset = spec.partition(":")
     if name != "processbench" or subset not in PROCESSBENCH_SUBSETS:
         raise DataError(f"unknown data {spec!r}: not a file, and not one of {known}")
-    folder = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV)
-    if not folder:
-        raise DataError(f"data {spec!r} needs the data folder: set {DATA_DIR_ENV} or pass it")
-    path = processbench_path(Path(folder), subset)
+    path = processbench_path(resolve_data_dir(data_dir), subset)
     if not path.is_file():
-        raise DataError(f"data {spec!r}: no such file {path}")
+        raise DataError(
+            f"data {spec!r}: no such file {path}: point at the folder that holds "
+            f"processbench/{subset}.json with --data-dir DIR or {DATA_DIR_ENV}=DIR"
+        )
     return path

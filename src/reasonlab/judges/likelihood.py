@@ -13,13 +13,15 @@ Usage:
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
 
 import torch
 
-from reasonlab.judges.base import JudgeScores, StepRecord, aggregate, regroup
+from reasonlab.judges.base import aggregate, regroup
 from reasonlab.judges.models import MIN_LOGP, encode, likelihood_features
+from reasonlab.models import Policy
 from reasonlab.models.base import module_device
+from reasonlab.types import JudgeScores, StepRecord
 
 
 class LikelihoodJudge:
@@ -27,7 +29,7 @@ class LikelihoodJudge:
 
     name = "likelihood"
 
-    def __init__(self, policy: Any, aggregation: str = "min", batch_size: int = 64) -> None:
+    def __init__(self, policy: Policy, aggregation: str = "min", batch_size: int = 64) -> None:
         self.policy, self.aggregation, self.batch_size = policy, aggregation, batch_size
 
     def score(self, records: Sequence[StepRecord]) -> list[JudgeScores]:

@@ -31,9 +31,10 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import torch
 from pydantic import ValidationError
@@ -42,10 +43,11 @@ from torch import nn
 
 from reasonlab.errors import CheckpointError
 from reasonlab.fileio import atomic_write
-from reasonlab.judges.base import AGGREGATIONS, JudgeScores, StepRecord, aggregate, regroup
+from reasonlab.judges.base import AGGREGATIONS, aggregate, regroup
 from reasonlab.models.checkpoint import CONFIG, WEIGHTS, _load_tensors, read_config
 from reasonlab.models.tokenizer import CharTokenizer
 from reasonlab.models.transformer import Transformer, TransformerConfig
+from reasonlab.types import JudgeScores, StepRecord
 
 Head = Literal["prm", "orm", "pairwise"]
 HEADS: tuple[str, ...] = ("prm", "orm", "pairwise")
@@ -60,7 +62,9 @@ class RewardModel(nn.Module):
     frozen copy of the starting LM, when the backbone is fine-tuned) or by the backbone itself (when it
     is frozen and only the head trains)."""
 
-    def __init__(self, backbone: Transformer, likelihood: bool = True, reference: Transformer | None = None) -> None:
+    def __init__(
+        self, backbone: Transformer, likelihood: bool = True, reference: Transformer | None = None
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.head = nn.Linear(backbone.cfg.d_model, 1)
@@ -76,7 +80,10 @@ class RewardModel(nn.Module):
 
     def head_parameters(self) -> list[nn.Parameter]:
         """The parameters of the read-out (trained at the head learning rate)."""
-        return [*self.head.parameters(), *(self.feature_head.parameters() if self.feature_head else [])]
+        return [
+            *self.head.parameters(),
+            *(self.feature_head.parameters() if self.feature_head else []),
+        ]
 
     def inputs(self, enc: Encoded) -> tuple[torch.Tensor, torch.Tensor | None]:
         """What the head reads at every step end: hidden states (S, D) and likelihood features (S, 2) or None."""
@@ -108,7 +115,9 @@ def likelihood_features(logits: torch.Tensor, enc: Encoded) -> torch.Tensor:  # 
     """From LM logits (B, T, V): per step, the log-probability of its least likely token, and the running
     minimum of that over the record's steps so far (clamped at MIN_LOGP, divided by -MIN_LOGP)."""
     logp = logits.float().log_softmax(-1)  # (B, T, V)
-    token = logp[:, :-1].gather(-1, enc.input_ids[:, 1:, None]).squeeze(-1)  # (B, T-1): log p(token t+1)
+    token = (
+        logp[:, :-1].gather(-1, enc.input_ids[:, 1:, None]).squeeze(-1)
+    )  # (B, T-1): log p(token t+1)
     t = torch.arange(token.shape[1], device=token.device)  # (T-1,)
     inside = (t[None] >= enc.starts[:, None] - 1) & (t[None] <= enc.cols[:, None] - 1)  # (S, T-1)
     step_min = token[enc.rows].masked_fill(~inside, 0.0).amin(-1).clamp(min=MIN_LOGP)  # (S,)
@@ -130,11 +139,17 @@ class Encoded:
     starts: torch.Tensor  # (S,) the column of the step's first token
     counts: list[int]  # steps per record
 
-    def to(self, device: torch.device) -> "Encoded":
+    def to(self, device: torch.device) -> Encoded:
         """The same batch with its tensors on `device` (the model's)."""
         move = lambda t: t.to(device)  # noqa: E731
-        return Encoded(move(self.input_ids), move(self.attention_mask), move(self.rows), move(self.cols),
-                       move(self.starts), self.counts)
+        return Encoded(
+            move(self.input_ids),
+            move(self.attention_mask),
+            move(self.rows),
+            move(self.cols),
+            move(self.starts),
+            self.counts,
+        )
 
 
 def token_layout(tokenizer: Any, record: StepRecord) -> tuple[list[int], list[int]]:
@@ -165,27 +180,50 @@ def encode(tokenizer: Any, records: Sequence[StepRecord]) -> Encoded:
         first = ends[0] - len(tokenizer.encode(records[i].steps[0] + "\n")) + 1 if ends else 0
         starts += [pad + s for s in [first, *(e + 1 for e in ends[:-1])][: len(ends)]]
     as_long = lambda x: torch.tensor(x, dtype=torch.long)  # noqa: E731
-    return Encoded(input_ids, mask, as_long(rows), as_long(cols), as_long(starts), [len(ends) for _, ends in layouts])
+    return Encoded(
+        input_ids,
+        mask,
+        as_long(rows),
+        as_long(cols),
+        as_long(starts),
+        [len(ends) for _, ends in layouts],
+    )
 
 
 class LearnedJudge:
     """A trained reward model as a Judge. `threshold` is the step score below which a step is called
     wrong (tuned on held-out data when the model was trained; 0.5 otherwise)."""
 
-    def __init__(self, model: RewardModel, tokenizer: CharTokenizer, head: str, aggregation: str = "min",
-                 threshold: float = 0.5, batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        model: RewardModel,
+        tokenizer: CharTokenizer,
+        head: str,
+        aggregation: str = "min",
+        threshold: float = 0.5,
+        batch_size: int = 64,
+    ) -> None:
         self.features = "hidden+likelihood" if model.likelihood else "hidden"
         if head not in HEADS:
             raise ValueError(f"unknown judge head {head!r} (known: {', '.join(HEADS)})")
         if aggregation not in AGGREGATIONS:
-            raise ValueError(f"unknown aggregation {aggregation!r} (known: {', '.join(AGGREGATIONS)})")
+            raise ValueError(
+                f"unknown aggregation {aggregation!r} (known: {', '.join(AGGREGATIONS)})"
+            )
         self.model, self.tokenizer, self.head = model, tokenizer, head
         self.aggregation, self.threshold, self.batch_size = aggregation, threshold, batch_size
         self.name = head
 
     @classmethod
-    def from_backbone(cls, backbone: Transformer, tokenizer: CharTokenizer, head: str,
-                      features: str = "hidden+likelihood", train_backbone: bool = False, **kw: Any) -> LearnedJudge:
+    def from_backbone(
+        cls,
+        backbone: Transformer,
+        tokenizer: CharTokenizer,
+        head: str,
+        features: str = "hidden+likelihood",
+        train_backbone: bool = False,
+        **kw: Any,
+    ) -> LearnedJudge:
         """A new judge whose backbone is a copy of `backbone` (e.g. a pretrained base) and a zero head.
         A frozen backbone (`train_backbone` False) computes the likelihood features itself; a fine-tuned
         one gets a second, frozen copy of `backbone` for them."""
@@ -202,9 +240,14 @@ class LearnedJudge:
     def score(self, records: Sequence[StepRecord]) -> list[JudgeScores]:
         was_training = self.model.training
         self.model.eval()
-        order = sorted(range(len(records)), key=lambda i: len(records[i].prompt) + sum(map(len, records[i].steps)))
+        order = sorted(
+            range(len(records)),
+            key=lambda i: len(records[i].prompt) + sum(map(len, records[i].steps)),
+        )
         scored: dict[int, JudgeScores] = {}
-        for start in range(0, len(order), self.batch_size):  # similar lengths together: less padding
+        for start in range(
+            0, len(order), self.batch_size
+        ):  # similar lengths together: less padding
             chunk = order[start : start + self.batch_size]
             for i, s in zip(chunk, self._score_batch([records[i] for i in chunk])):
                 scored[i] = s
@@ -215,19 +258,36 @@ class LearnedJudge:
     def _score_batch(self, records: Sequence[StepRecord]) -> list[JudgeScores]:
         live = [r for r in records if r.steps]
         probs = torch.sigmoid(self.model(encode(self.tokenizer, live))).tolist() if live else []
-        overall = (lambda steps: aggregate(steps, self.aggregation)) if self.head == "prm" else (lambda steps: steps[-1])
-        return regroup(records, probs, overall, empty=0.5)  # no step to read: no evidence either way
+        overall = (
+            (lambda steps: aggregate(steps, self.aggregation))
+            if self.head == "prm"
+            else (lambda steps: steps[-1])
+        )
+        return regroup(
+            records, probs, overall, empty=0.5
+        )  # no step to read: no evidence either way
 
     def save(self, directory: str | Path, extra: dict[str, Any] | None = None) -> None:
         """Write the model and its settings to `directory` (atomically, file by file)."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().cpu().clone().contiguous() for k, v in self.model.state_dict().items()}
-        meta = {"kind": "judge", "head": self.head, "features": self.features, "aggregation": self.aggregation,
-                "threshold": self.threshold,
-                "model": self.model.backbone.cfg.model_dump(), "tokenizer": self.tokenizer.to_dict(), **(extra or {})}
+        tensors = {
+            k: v.detach().cpu().clone().contiguous() for k, v in self.model.state_dict().items()
+        }
+        meta = {
+            "kind": "judge",
+            "head": self.head,
+            "features": self.features,
+            "aggregation": self.aggregation,
+            "threshold": self.threshold,
+            "model": self.model.backbone.cfg.model_dump(),
+            "tokenizer": self.tokenizer.to_dict(),
+            **(extra or {}),
+        }
         atomic_write(d / WEIGHTS, lambda p: save_file(tensors, str(p), metadata={"kind": "judge"}))
-        if hasattr(self.tokenizer, "tok"):  # a Hugging Face backbone: its tokenizer files beside the weights
+        if hasattr(
+            self.tokenizer, "tok"
+        ):  # a Hugging Face backbone: its tokenizer files beside the weights
             self.tokenizer.tok.save_pretrained(d)
         atomic_write(d / CONFIG, lambda p: p.write_text(json.dumps(meta, indent=2) + "\n"))
 
@@ -237,26 +297,42 @@ def load_judge(directory: str | Path) -> LearnedJudge:
     d, meta = read_config(directory)
     cfg_path = d / CONFIG
     if meta.get("kind") != "judge":
-        raise CheckpointError(f"{cfg_path} is not a judge (kind {meta.get('kind')!r}); "
-                              "write one with `reasonlab judge train`")
+        raise CheckpointError(
+            f"{cfg_path} is not a judge (kind {meta.get('kind')!r}); "
+            "write one with `reasonlab judge train`"
+        )
     hf = meta.get("model", {}).get("hf") if isinstance(meta.get("model"), dict) else None
     try:
         config = TransformerConfig.model_validate(meta.get("model")) if hf is None else None
         tokenizer = CharTokenizer.from_dict(meta.get("tokenizer")) if hf is None else None  # type: ignore[arg-type]
-        head, aggregation, threshold = meta["head"], meta.get("aggregation", "min"), float(meta.get("threshold", 0.5))
+        head, aggregation, threshold = (
+            meta["head"],
+            meta.get("aggregation", "min"),
+            float(meta.get("threshold", 0.5)),
+        )
         features = meta.get("features", "hidden")
         if head not in HEADS or aggregation not in AGGREGATIONS or features not in FEATURES:
-            raise ValueError(f"head {head!r}, aggregation {aggregation!r} or features {features!r} unknown")
+            raise ValueError(
+                f"head {head!r}, aggregation {aggregation!r} or features {features!r} unknown"
+            )
     except (ValidationError, ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(f"invalid judge config {cfg_path}: {' '.join(str(e).split())}") from None
+        raise CheckpointError(
+            f"invalid judge config {cfg_path}: {' '.join(str(e).split())}"
+        ) from None
     tensors = _load_tensors(d / WEIGHTS)
     likelihood = features == "hidden+likelihood"
     has_reference = any(k.startswith("reference.") for k in tensors)
-    if hf is not None:  # a Hugging Face backbone: rebuilt from its stored config, tokenizer read from the folder
+    if (
+        hf is not None
+    ):  # a Hugging Face backbone: rebuilt from its stored config, tokenizer read from the folder
         from reasonlab.models.hf import backbone_from_config, load_tokenizer
 
         tokenizer = load_tokenizer(d, bool(meta.get("tokenizer", {}).get("chat_template", True)))
-        model = RewardModel(backbone_from_config(hf), likelihood, backbone_from_config(hf) if has_reference else None)
+        model = RewardModel(
+            backbone_from_config(hf),
+            likelihood,
+            backbone_from_config(hf) if has_reference else None,
+        )
     else:
         with torch.device("meta"):
             reference = Transformer(config) if has_reference else None
@@ -264,7 +340,9 @@ def load_judge(directory: str | Path) -> LearnedJudge:
     try:
         model.load_state_dict(tensors, strict=True, assign=True)
     except RuntimeError as e:
-        raise CheckpointError(f"judge weights {d / WEIGHTS} do not fit {cfg_path}: {' '.join(str(e).split())}") from None
+        raise CheckpointError(
+            f"judge weights {d / WEIGHTS} do not fit {cfg_path}: {' '.join(str(e).split())}"
+        ) from None
     return LearnedJudge(model.float(), tokenizer, head, aggregation, threshold)
 
 
@@ -276,9 +354,13 @@ def find_judge(spec: str, *run_dirs: Path) -> Path:
         for folder in tried:
             if (folder / CONFIG).is_file():
                 return folder
-        raise CheckpointError(f"rl.judge: no trained {spec} judge in {', '.join(map(str, tried))}; "
-                              "train one with `reasonlab judge train` or `reasonlab run`")
+        raise CheckpointError(
+            f"rl.judge: no trained {spec} judge in {', '.join(map(str, tried))}; "
+            "train one with `reasonlab judge train` or `reasonlab run`"
+        )
     if not Path(spec).is_dir():
-        raise CheckpointError(f"rl.judge: {spec} is neither a judge folder nor one of {', '.join(HEADS)} "
-                              "(the judges a run trained)")
+        raise CheckpointError(
+            f"rl.judge: {spec} is neither a judge folder nor one of {', '.join(HEADS)} "
+            "(the judges a run trained)"
+        )
     return Path(spec)

@@ -19,13 +19,12 @@ perfect policy against which MC labels must equal exact labels. Usage:
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from reasonlab.errors import ReasonlabError
-from reasonlab.judges.base import StepRecord, first_error_of
 from reasonlab.sampling import generate
 from reasonlab.tasks import Task
-from reasonlab.types import Problem
+from reasonlab.types import Problem, StepRecord, first_error_of
 
 Continuer = Callable[[Sequence[Problem], int, int], list[str]]
 """(problems whose prompts end with a step prefix, n, seed) -> n continuation texts per problem, problem-major."""
@@ -36,13 +35,21 @@ def prefix_text(steps: Sequence[str], upto: int) -> str:
     return "".join(s + "\n" for s in steps[: upto + 1])
 
 
-def policy_continuer(policy: object, max_new_tokens: int = 64, temperature: float = 1.0,
-                     batch_size: int = 512) -> Continuer:
+def policy_continuer(
+    policy: object, max_new_tokens: int = 64, temperature: float = 1.0, batch_size: int = 512
+) -> Continuer:
     """Continuations sampled from `policy` with the builtin sampler."""
 
     def run(problems: Sequence[Problem], n: int, seed: int) -> list[str]:
-        rollouts = generate(policy, problems, n, seed, max_new_tokens=max_new_tokens, temperature=temperature,
-                            batch_size=batch_size)
+        rollouts = generate(
+            policy,
+            problems,
+            n,
+            seed,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            batch_size=batch_size,
+        )
         return [r.text for r in rollouts]
 
     return run
@@ -61,8 +68,9 @@ def reference_continuer(task: Task) -> Continuer:
     return run
 
 
-def montecarlo_labels(task: Task, records: Sequence[StepRecord], continuer: Continuer, n: int,
-                      seed: int) -> list[StepRecord]:
+def montecarlo_labels(
+    task: Task, records: Sequence[StepRecord], continuer: Continuer, n: int, seed: int
+) -> list[StepRecord]:
     """The records relabelled by `n` continuations per step prefix (records need their `problem`)."""
     if n < 1:
         raise ReasonlabError(f"judge.continuations must be >= 1, got {n}")
@@ -70,11 +78,15 @@ def montecarlo_labels(task: Task, records: Sequence[StepRecord], continuer: Cont
     where: list[tuple[int, int]] = []  # (record, step) of each query
     for i, r in enumerate(records):
         if r.problem is None:
-            raise ReasonlabError(f"record {r.id or i}: Monte-Carlo labels need the task problem it solves")
+            raise ReasonlabError(
+                f"record {r.id or i}: Monte-Carlo labels need the task problem it solves"
+            )
         for j in range(len(r.steps) - 1):
             prefix = prefix_text(r.steps, j)
             meta = {**r.problem.meta, "_original": r.problem, "_prefix": prefix}
-            queries.append(dataclasses.replace(r.problem, prompt=r.problem.prompt + prefix, meta=meta))
+            queries.append(
+                dataclasses.replace(r.problem, prompt=r.problem.prompt + prefix, meta=meta)
+            )
             where.append((i, j))
     texts = continuer(queries, n, seed) if queries else []
     wins: dict[tuple[int, int], float] = {}
@@ -85,11 +97,21 @@ def montecarlo_labels(task: Task, records: Sequence[StepRecord], continuer: Cont
         wins[(i, j)] = sum(ok) / n
     out = []
     for i, r in enumerate(records):
-        whole = task.verify(r.problem, prefix_text(r.steps, len(r.steps) - 1)).correct if r.steps else False
-        soft = tuple(wins[(i, j)] for j in range(len(r.steps) - 1)) + ((float(whole),) if r.steps else ())
+        whole = (
+            task.verify(r.problem, prefix_text(r.steps, len(r.steps) - 1)).correct
+            if r.steps
+            else False
+        )
+        soft = tuple(wins[(i, j)] for j in range(len(r.steps) - 1)) + (
+            (float(whole),) if r.steps else ()
+        )
         labels, alive = [], True
         for s in soft:
             alive = alive and s > 0
             labels.append(alive)
-        out.append(dataclasses.replace(r, labels=tuple(labels), first_error=first_error_of(labels), soft_labels=soft))
+        out.append(
+            dataclasses.replace(
+                r, labels=tuple(labels), first_error=first_error_of(labels), soft_labels=soft
+            )
+        )
     return out

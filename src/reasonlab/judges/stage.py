@@ -22,49 +22,61 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from reasonlab.config import JudgeConfig, RunConfig
 from reasonlab.errors import ConfigError
 from reasonlab.evaluate.passk import majority_at_k, powers_of_two
 from reasonlab.evaluate.processbench import best_of_n, judge_step_metrics, reliability, tune_split
 from reasonlab.fileio import write_text_atomic
-from reasonlab.judges.base import Judge, StepRecord
+from reasonlab.judges.base import Judge
 from reasonlab.judges.data import eval_records, record_from_text
 from reasonlab.judges.models import LearnedJudge, load_judge
 from reasonlab.judges.montecarlo import montecarlo_labels, policy_continuer
 from reasonlab.judges.train import train_reward_model
+from reasonlab.models import Policy
 from reasonlab.sampling import generate
 from reasonlab.tasks import Task, get_task
 from reasonlab.tasks.base import split_of_prompt
-from reasonlab.types import Outcome, Problem
+from reasonlab.types import Outcome, Problem, StepRecord
 
 StepHook = Callable[[int, int, dict[str, float]], None]
 
 
-def training_records(task: Task, policy: Any, jc: JudgeConfig, seed: int, max_new_tokens: int,
-                     ) -> tuple[list[StepRecord], list[StepRecord]]:
+def training_records(
+    task: Task,
+    policy: Policy,
+    jc: JudgeConfig,
+    seed: int,
+    max_new_tokens: int,
+) -> tuple[list[StepRecord], list[StepRecord]]:
     """(train, validation) records from `jc.train_problems` training problems, labelled as `jc.labels` says."""
     problems = task.sample("train", jc.train_problems, seed + 17)
     records = eval_records(task, problems, seed)
     if jc.policy_samples:
-        records += policy_records(task, policy, problems, jc.policy_samples, seed + 17, max_new_tokens)
+        records += policy_records(
+            task, policy, problems, jc.policy_samples, seed + 17, max_new_tokens
+        )
     if jc.labels == "montecarlo":
         continuer = policy_continuer(policy, max_new_tokens=max_new_tokens)
         records = montecarlo_labels(task, records, continuer, jc.continuations, seed)
     return split_validation(records, jc.val_fraction)
 
 
-def split_validation(records: Sequence[StepRecord], fraction: float) -> tuple[list[StepRecord], list[StepRecord]]:
+def split_validation(
+    records: Sequence[StepRecord], fraction: float
+) -> tuple[list[StepRecord], list[StepRecord]]:
     """(train, validation): a record is held out iff a hash of its prompt falls in `fraction`, so every
     solution of a problem lands on the same side."""
     held = [split_of_prompt(r.prompt + "\0judge-val", fraction) == "test" for r in records]
     return [r for r, h in zip(records, held) if not h], [r for r, h in zip(records, held) if h]
 
 
-def policy_records(task: Task, policy: Any, problems: Sequence[Problem], n: int, seed: int,
-                   max_new_tokens: int) -> list[StepRecord]:
+def policy_records(
+    task: Task, policy: Policy, problems: Sequence[Problem], n: int, seed: int, max_new_tokens: int
+) -> list[StepRecord]:
     """`n` samples of `policy` per problem, labelled by the verifier (outputs with no step are dropped)."""
     rollouts = generate(policy, problems, n, seed, max_new_tokens=max_new_tokens)
     out = []
@@ -76,8 +88,13 @@ def policy_records(task: Task, policy: Any, problems: Sequence[Problem], n: int,
     return out
 
 
-def run_judges(cfg: RunConfig, run_dir: Path, policy: Any, on_step: StepHook | None = None,
-               say: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
+def run_judges(
+    cfg: RunConfig,
+    run_dir: Path,
+    policy: Policy,
+    on_step: StepHook | None = None,
+    say: Callable[[str], None] = lambda m: None,
+) -> dict[str, Any]:
     """Train (or reuse) each head in cfg.judge.heads and evaluate them; writes judges/eval.json."""
     out_dir = run_dir / "judges"
     done = out_dir / "eval.json"
@@ -100,20 +117,35 @@ def run_judges(cfg: RunConfig, run_dir: Path, policy: Any, on_step: StepHook | N
             label_s = time.perf_counter() - t
         say(f"training the {head.upper()}")
         t = time.perf_counter()
-        judge = LearnedJudge.from_backbone(backbone(cfg, policy), policy.tokenizer, head, features=jc.features,
-                                           train_backbone=jc.train_backbone,
-                                           aggregation=jc.aggregation)
-        hist = train_reward_model(judge, data[0], data[1], jc, cfg.seed, on_step=_offset(on_step, k, len(jc.heads)))
-        train_info[head] = {**hist.summary(*data), "labels": jc.labels,
-                            "continuations": jc.continuations if jc.labels == "montecarlo" else None,
-                            "label_s": round(label_s, 1), "train_s": round(time.perf_counter() - t, 1)}
+        judge = LearnedJudge.from_backbone(
+            backbone(cfg, policy),
+            policy.tokenizer,
+            head,
+            features=jc.features,
+            train_backbone=jc.train_backbone,
+            aggregation=jc.aggregation,
+        )
+        hist = train_reward_model(
+            judge, data[0], data[1], jc, cfg.seed, on_step=_offset(on_step, k, len(jc.heads))
+        )
+        train_info[head] = {
+            **hist.summary(*data),
+            "labels": jc.labels,
+            "continuations": jc.continuations if jc.labels == "montecarlo" else None,
+            "label_s": round(label_s, 1),
+            "train_s": round(time.perf_counter() - t, 1),
+        }
         judges[head] = judge
         tune_and_save(judge, task, data[1], jc, cfg.seed, folder, train_info[head])
     say("evaluating the judges")
     from reasonlab.judges.likelihood import LikelihoodJudge
 
-    zero_shot = {"likelihood": LikelihoodJudge(policy, jc.aggregation)}  # the base itself, no training
-    results = evaluate_judges({**judges, **zero_shot}, task, policy, jc, cfg.seed, cfg.eval.max_new_tokens)
+    zero_shot = {
+        "likelihood": LikelihoodJudge(policy, jc.aggregation)
+    }  # the base itself, no training
+    results = evaluate_judges(
+        {**judges, **zero_shot}, task, policy, jc, cfg.seed, cfg.eval.max_new_tokens
+    )
     results["training"] = train_info
     write_text_atomic(done, json.dumps(results, indent=2) + "\n")
     return results
@@ -126,71 +158,139 @@ def _offset(on_step: StepHook | None, k: int, heads: int) -> StepHook | None:
     return lambda step, total, row: on_step(k * total + step, heads * total, row)
 
 
-def backbone(cfg: RunConfig, policy: Any) -> Any:
+def backbone(cfg: RunConfig, policy: Policy) -> Any:
     """The module a new judge starts from: the base policy's (judge.init: base) or a fresh one."""
     if cfg.judge.init == "base":
         return policy.backbone() if hasattr(policy, "backbone") else policy.module
     if hasattr(policy, "backbone"):
-        raise ConfigError("judge.init: scratch builds a tiny transformer; a Hugging Face base starts from its weights")
+        raise ConfigError(
+            "judge.init: scratch builds a tiny transformer; a Hugging Face base starts from its weights"
+        )
     from reasonlab.models import TinyPolicy, TransformerConfig
 
     mc = cfg.model
-    tc = TransformerConfig(vocab_size=policy.tokenizer.vocab_size, d_model=mc.d_model, n_layers=mc.n_layers,
-                           n_heads=mc.n_heads, d_ff=mc.d_ff, max_seq_len=mc.max_seq_len)
+    tc = TransformerConfig(
+        vocab_size=policy.tokenizer.vocab_size,
+        d_model=mc.d_model,
+        n_layers=mc.n_layers,
+        n_heads=mc.n_heads,
+        d_ff=mc.d_ff,
+        max_seq_len=mc.max_seq_len,
+    )
     return TinyPolicy.create(tc, seed=cfg.seed + 23).module
 
 
-def tune_and_save(judge: LearnedJudge, task: Task | None, val: Sequence[StepRecord], jc: JudgeConfig, seed: int,
-                  folder: Path, info: dict[str, Any]) -> None:
+def tune_and_save(
+    judge: LearnedJudge,
+    task: Task | None,
+    val: Sequence[StepRecord],
+    jc: JudgeConfig,
+    seed: int,
+    folder: Path,
+    info: dict[str, Any],
+) -> None:
     """Tune the judge's step threshold (ProcessBench F1) on training-split problems with injected errors
     of `task`, or on the validation records when there is no task, then save it to `folder`."""
-    records = list(val) if task is None else eval_records(task, task.sample("train", 200, seed + 29), seed + 29)
+    records = (
+        list(val)
+        if task is None
+        else eval_records(task, task.sample("train", 200, seed + 29), seed + 29)
+    )
     metrics = judge_step_metrics(records, judge.score(records), [True] * len(records))
     judge.threshold = float(metrics["threshold"])
     extra: dict[str, Any] = {"training": info}
-    if task is not None:  # `reasonlab judge eval` measures the judge on this task unless told otherwise
+    if (
+        task is not None
+    ):  # `reasonlab judge eval` measures the judge on this task unless told otherwise
         extra["task"] = {"name": task.name, "knobs": dict(task.knobs)}
     judge.save(folder, extra=extra)
 
 
-def evaluate_judges(judges: dict[str, Judge], task: Task, policy: Any, jc: JudgeConfig, seed: int,
-                    max_new_tokens: int) -> dict[str, Any]:
+def evaluate_judges(
+    judges: dict[str, Judge],
+    task: Task,
+    policy: Policy,
+    jc: JudgeConfig,
+    seed: int,
+    max_new_tokens: int,
+) -> dict[str, Any]:
     """Step metrics on held-out injected errors and on the base's samples, and best-of-N, per judge."""
     problems = task.sample("test", jc.eval_problems, seed + 1)
     held = eval_records(task, problems, seed + 1)
     tune = tune_split([r.id.split(":")[0] for r in held])  # tune and report on different problems
     n = jc.best_of_n
     rollouts = generate(policy, problems, n, seed + 31, max_new_tokens=max_new_tokens)
-    samples = [record_from_text(task, problems[i // n], r.text, "policy", f"{problems[i // n].id}:s{i % n}")
-               for i, r in enumerate(rollouts)]
+    samples = [
+        record_from_text(
+            task, problems[i // n], r.text, "policy", f"{problems[i // n].id}:s{i % n}"
+        )
+        for i, r in enumerate(rollouts)
+    ]
     verdicts = [task.verify(problems[i // n], r.text) for i, r in enumerate(rollouts)]
     kept = [s for s in samples if s is not None]
     sample_tune = tune_split([s.id.split(":")[0] for s in kept])
     ks = powers_of_two(n)
     correct = [v.correct for v in verdicts]
     answers = [v.answer if v.outcome is not Outcome.MALFORMED else None for v in verdicts]
-    out: dict[str, Any] = {"n_problems": len(problems), "best_of": n, "ks": ks, "judges": {}, "baselines": {
-        "pass@1": sum(correct) / len(correct),
-        f"pass@{n}": _mean([any(correct[i * n : (i + 1) * n]) for i in range(len(problems))]),
-        "majority": {str(k): _mean([majority_at_k(answers[i * n : (i + 1) * n], correct[i * n : (i + 1) * n], k, seed)
-                                    for i in range(len(problems))]) for k in ks},
-    }}
+    out: dict[str, Any] = {
+        "n_problems": len(problems),
+        "best_of": n,
+        "ks": ks,
+        "judges": {},
+        "baselines": {
+            "pass@1": sum(correct) / len(correct),
+            f"pass@{n}": _mean([any(correct[i * n : (i + 1) * n]) for i in range(len(problems))]),
+            "majority": {
+                str(k): _mean(
+                    [
+                        majority_at_k(
+                            answers[i * n : (i + 1) * n], correct[i * n : (i + 1) * n], k, seed
+                        )
+                        for i in range(len(problems))
+                    ]
+                )
+                for k in ks
+            },
+        },
+    }
     for name, judge in judges.items():
         held_scores = judge.score(held)
         held_metrics = judge_step_metrics(held, held_scores, tune)
         sample_scores = judge.score(kept)
         policy_metrics = judge_step_metrics(kept, sample_scores, sample_tune)
         overall = iter(s.outcome for s in sample_scores)
-        per_sample = [next(overall) if s is not None else 0.0 for s in samples]  # no step: lowest score
-        bon = {str(k): _mean([best_of_n(per_sample[i * n : (i + 1) * n], correct[i * n : (i + 1) * n], k, seed)
-                              for i in range(len(problems))]) for k in ks}
-        steps = [(p, ok) for s, r in zip(held_scores, held) if r.labels for p, ok in zip(s.steps, r.labels)]
+        per_sample = [
+            next(overall) if s is not None else 0.0 for s in samples
+        ]  # no step: lowest score
+        bon = {
+            str(k): _mean(
+                [
+                    best_of_n(
+                        per_sample[i * n : (i + 1) * n], correct[i * n : (i + 1) * n], k, seed
+                    )
+                    for i in range(len(problems))
+                ]
+            )
+            for k in ks
+        }
+        steps = [
+            (p, ok)
+            for s, r in zip(held_scores, held)
+            if r.labels
+            for p, ok in zip(s.steps, r.labels)
+        ]
         calibration = {  # reliability bins: step scores on held-out injected errors, outcome scores on samples
             "steps": reliability([p for p, _ in steps], [ok for _, ok in steps]),
-            "outcome": reliability([s.outcome for s in sample_scores], [bool(r.correct) for r in kept]),
+            "outcome": reliability(
+                [s.outcome for s in sample_scores], [bool(r.correct) for r in kept]
+            ),
         }
-        out["judges"][name] = {"injected": held_metrics, "policy": policy_metrics, "best_of_n": bon,
-                               "calibration": calibration}
+        out["judges"][name] = {
+            "injected": held_metrics,
+            "policy": policy_metrics,
+            "best_of_n": bon,
+            "calibration": calibration,
+        }
     return out
 
 
@@ -200,7 +300,15 @@ def summary_keys(results: dict[str, Any]) -> dict[str, Any]:
     n = results["best_of"]
     for name, r in results["judges"].items():
         inj, pol = r["injected"], r["policy"]
-        for key in ("f1", "acc_error", "acc_correct", "step_auroc", "outcome_auroc", "step_ece", "outcome_ece"):
+        for key in (
+            "f1",
+            "acc_error",
+            "acc_correct",
+            "step_auroc",
+            "outcome_auroc",
+            "step_ece",
+            "outcome_ece",
+        ):
             out[f"judge/{name}/{key}"] = _round(inj.get(key))
         out[f"judge/{name}/policy_f1"] = _round(pol.get("f1"))
         out[f"judge/{name}/policy_outcome_auroc"] = _round(pol.get("outcome_auroc"))

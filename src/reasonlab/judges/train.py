@@ -26,16 +26,16 @@ from __future__ import annotations
 import copy
 import random
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from reasonlab.config import JudgeConfig
 from reasonlab.errors import ReasonlabError
-from reasonlab.judges.base import StepRecord
 from reasonlab.judges.models import LearnedJudge, encode
+from reasonlab.types import StepRecord
 
 Pair = tuple[StepRecord, StepRecord]  # (better, worse)
 
@@ -52,8 +52,14 @@ class History:
 
     def summary(self, train: Sequence[StepRecord], val: Sequence[StepRecord]) -> dict[str, object]:
         """What a judge folder records about its training (config.json "training")."""
-        return {"steps": self.steps, "best_step": self.best_step, "best_val_loss": round(self.best_val_loss, 4),
-                "stopped": self.stopped, "train_records": len(train), "val_records": len(val)}
+        return {
+            "steps": self.steps,
+            "best_step": self.best_step,
+            "best_val_loss": round(self.best_val_loss, 4),
+            "stopped": self.stopped,
+            "train_records": len(train),
+            "val_records": len(val),
+        }
 
 
 def usable(records: Sequence[StepRecord], head: str) -> list[StepRecord]:
@@ -65,7 +71,11 @@ def usable(records: Sequence[StepRecord], head: str) -> list[StepRecord]:
 
 def class_weights(records: Sequence[StepRecord], head: str) -> tuple[float, float]:
     """(weight of a positive, weight of a negative) so that each class carries half the loss."""
-    labels = [lab for r in records for lab in (r.labels or ())] if head == "prm" else [bool(r.correct) for r in records]
+    labels = (
+        [lab for r in records for lab in (r.labels or ())]
+        if head == "prm"
+        else [bool(r.correct) for r in records]
+    )
     pos = sum(labels)
     neg = len(labels) - pos
     if pos == 0 or neg == 0:
@@ -88,10 +98,14 @@ def make_pairs(records: Sequence[StepRecord], seed: int, per_prompt: int = 4) ->
     return pairs
 
 
-Inputs = tuple[torch.Tensor, "torch.Tensor | None"]  # what the head reads at each step of one record
+Inputs = tuple[
+    torch.Tensor, "torch.Tensor | None"
+]  # what the head reads at each step of one record
 
 
-def step_logits(judge: LearnedJudge, records: Sequence[StepRecord], cache: dict[int, Inputs] | None) -> list[torch.Tensor]:
+def step_logits(
+    judge: LearnedJudge, records: Sequence[StepRecord], cache: dict[int, Inputs] | None
+) -> list[torch.Tensor]:
     """Each record's logits at every step: through the backbone, or from cached read-out inputs
     (a frozen backbone: computed once, see `cache_inputs`)."""
     if cache is None:
@@ -101,35 +115,57 @@ def step_logits(judge: LearnedJudge, records: Sequence[StepRecord], cache: dict[
 
 
 @torch.no_grad()
-def cache_inputs(judge: LearnedJudge, records: Sequence[StepRecord], batch: int) -> dict[int, Inputs]:
+def cache_inputs(
+    judge: LearnedJudge, records: Sequence[StepRecord], batch: int
+) -> dict[int, Inputs]:
     """The read-out inputs of every record (by id()), for training the head of a frozen backbone."""
     out: dict[int, Inputs] = {}
     for start in range(0, len(records), batch):
         chunk = records[start : start + batch]
         enc = encode(judge.tokenizer, chunk)
         h, f = judge.model.inputs(enc)
-        for r, hi, fi in zip(chunk, h.split(enc.counts), f.split(enc.counts) if f is not None else [None] * len(chunk)):
+        for r, hi, fi in zip(
+            chunk,
+            h.split(enc.counts),
+            f.split(enc.counts) if f is not None else [None] * len(chunk),
+        ):
             out[id(r)] = (hi, fi)
     return out
 
 
-def pointwise_loss(judge: LearnedJudge, records: Sequence[StepRecord], weights: tuple[float, float],
-                   cache: dict[int, Inputs] | None = None, soft: bool = False) -> torch.Tensor:
+def pointwise_loss(
+    judge: LearnedJudge,
+    records: Sequence[StepRecord],
+    weights: tuple[float, float],
+    cache: dict[int, Inputs] | None = None,
+    soft: bool = False,
+) -> torch.Tensor:
     """Weighted BCE at every step (prm) or at the last step (orm) of a batch of records; `soft` takes a
     PRM's targets from the records' soft labels (Monte-Carlo success rates) where they have them."""
     per_record = step_logits(judge, records, cache)
     if judge.head == "prm":
         logits = torch.cat(per_record)  # (S,)
-        target = torch.tensor([float(lab) for r in records
-                               for lab in (r.soft_labels if soft and r.soft_labels else r.labels)])  # (S,)
+        target = torch.tensor(
+            [
+                float(lab)
+                for r in records
+                for lab in (r.soft_labels if soft and r.soft_labels else r.labels)
+            ]
+        )  # (S,)
     else:
         logits = torch.stack([x[-1] for x in per_record])  # (B,)
-        target = torch.tensor([float(bool(r.correct)) for r in records], dtype=torch.float32)  # (B,)
+        target = torch.tensor(
+            [float(bool(r.correct)) for r in records], dtype=torch.float32
+        )  # (B,)
     w = torch.where(target > 0.5, weights[0], weights[1])
-    return (F.binary_cross_entropy_with_logits(logits, target, reduction="none") * w).sum() / w.sum()
+    return (
+        F.binary_cross_entropy_with_logits(logits, target, reduction="none") * w
+    ).sum() / w.sum()
 
 
-def pairwise_loss(judge: LearnedJudge, pairs: Sequence[Pair], cache: dict[int, Inputs] | None = None) -> torch.Tensor:
+def pairwise_loss(
+    judge: LearnedJudge, pairs: Sequence[Pair], cache: dict[int, Inputs] | None = None
+) -> torch.Tensor:
     """Bradley-Terry loss -log sigmoid(r_better - r_worse), mean over pairs."""
     per_record = step_logits(judge, [p[0] for p in pairs] + [p[1] for p in pairs], cache)
     better, worse = torch.stack([x[-1] for x in per_record]).chunk(2)  # (P,), (P,)
@@ -150,8 +186,10 @@ def train_reward_model(
     items: list = make_pairs(train, seed) if head == "pairwise" else list(train)
     val_items: list = make_pairs(val, seed + 1) if head == "pairwise" else list(val)
     if not items or not val_items:
-        raise ReasonlabError(f"judge {head}: no usable training or validation data "
-                             f"({len(items)} train, {len(val_items)} validation items)")
+        raise ReasonlabError(
+            f"judge {head}: no usable training or validation data "
+            f"({len(items)} train, {len(val_items)} validation items)"
+        )
     weights = class_weights(train, head)
     model = judge.model
     frozen = not any(p.requires_grad for p in model.backbone.parameters())
@@ -166,7 +204,9 @@ def train_reward_model(
     rng = random.Random(seed)
     heads = {id(p) for p in model.head_parameters()}
     body = [p for p in model.parameters() if p.requires_grad and id(p) not in heads]
-    groups = [{"params": model.head_parameters(), "lr": cfg.head_lr}] + ([{"params": body, "lr": cfg.lr}] if body else [])
+    groups = [{"params": model.head_parameters(), "lr": cfg.head_lr}] + (
+        [{"params": body, "lr": cfg.lr}] if body else []
+    )
     opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
     batch = cfg.batch_size if head != "pairwise" else max(1, cfg.batch_size // 2)
     history, best_state, stale = History(), copy.deepcopy(model.state_dict()), 0
@@ -185,7 +225,9 @@ def train_reward_model(
         metrics = {"judge/loss": loss.item()}
         if step % cfg.eval_every == 0 or step == cfg.max_steps:
             metrics["judge/val_loss"] = val_loss = validation_loss(judge, val_items, loss_of, batch)
-            history.evals.append({"step": step, "train_loss": metrics["judge/loss"], "val_loss": val_loss})
+            history.evals.append(
+                {"step": step, "train_loss": metrics["judge/loss"], "val_loss": val_loss}
+            )
             if val_loss < history.best_val_loss:
                 history.best_val_loss, history.best_step, stale = val_loss, step, 0
                 best_state = copy.deepcopy(model.state_dict())

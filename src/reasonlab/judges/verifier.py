@@ -10,11 +10,11 @@ ProcessBench files. Usage:
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from reasonlab.errors import ReasonlabError
-from reasonlab.judges.base import JudgeScores, StepRecord
 from reasonlab.tasks import Task
+from reasonlab.types import JudgeScores, StepRecord
 
 
 class VerifierJudge:
@@ -31,11 +31,17 @@ class VerifierJudge:
         out = []
         for i, r in enumerate(records):
             if r.problem is None or r.problem.task != self.task.name:
-                raise ReasonlabError(f"the verifier judge needs a {self.task.name} problem for record "
-                                     f"{r.id or i}; this record has {'none' if r.problem is None else r.problem.task}")
-            labelled = record_from_text(self.task, r.problem, "".join(s + "\n" for s in r.steps), r.source, r.id)
+                raise ReasonlabError(
+                    f"the verifier judge needs a {self.task.name} problem for record "
+                    f"{r.id or i}; this record has {'none' if r.problem is None else r.problem.task}"
+                )
+            labelled = record_from_text(
+                self.task, r.problem, "".join(s + "\n" for s in r.steps), r.source, r.id
+            )
             if labelled is None:
                 out.append(JudgeScores((), 0.0))
                 continue
-            out.append(JudgeScores(tuple(float(x) for x in labelled.labels), float(bool(labelled.correct))))
+            out.append(
+                JudgeScores(tuple(float(x) for x in labelled.labels), float(bool(labelled.correct)))
+            )
         return out

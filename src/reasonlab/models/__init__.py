@@ -8,8 +8,9 @@ Usage:
 
 from reasonlab.models.base import Policy, Tokenizer, module_device
 from reasonlab.models.checkpoint import load_policy, register_loader, save_policy
+from reasonlab.models.tiny_policy import TinyPolicy
 from reasonlab.models.tokenizer import CharTokenizer
-from reasonlab.models.transformer import KVCache, TinyPolicy, Transformer, TransformerConfig
+from reasonlab.models.transformer import KVCache, Transformer, TransformerConfig
 
 __all__ = [
     "CharTokenizer",

@@ -1,8 +1,9 @@
-"""Saving and loading policies: `model.safetensors` + `config.json`, each written atomically.
+"""Saving and loading policies: `model.safetensors` + `config.json` (models/files.py).
 
 config.json holds {"kind": "tiny", "model": <TransformerConfig>, "tokenizer": <tokenizer dict>};
-the kind picks the loader (`register_loader` adds one). A Hugging Face folder (a config.json with a
-`model_type` and no `kind`) is loaded by models/hf.py. Each file
+the kind picks the loader (`register_loader` adds one). The tiny policy writes and reads its own folder
+(`TinyPolicy.save` / `TinyPolicy.load`, models/tiny_policy.py); a Hugging Face folder (a config.json with
+a `model_type` and no `kind`) is loaded by models/hf.py, imported only then. Each file
 is written to a temporary name in the same folder and moved into place with `os.replace`, so a
 crash never leaves a half-written file (weights are replaced before the config; a crash between
 the two leaves new weights with the old config, which then fail to load loudly if shapes differ).
@@ -14,55 +15,43 @@ Every failure to load is a `CheckpointError` whose one-line message names the fi
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
-from pydantic import ValidationError
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from reasonlab.errors import CheckpointError
-from reasonlab.fileio import atomic_write
 from reasonlab.models.base import Policy
-from reasonlab.models.tokenizer import CharTokenizer
-from reasonlab.models.transformer import TinyPolicy, Transformer, TransformerConfig
-
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
+from reasonlab.models.files import CONFIG, WEIGHTS, one_line  # noqa: F401 (judges/models.py reads WEIGHTS here)
+from reasonlab.models.files import load_tensors as _load_tensors  # noqa: F401 (and _load_tensors)
+from reasonlab.models.tiny_policy import TinyPolicy
+from reasonlab.registry import Registry
 
 Loader = Callable[[Path, dict[str, Any], Mapping[str, Any]], Policy]
-_LOADERS: dict[str, Loader] = {}
+_LOADERS: Registry[Loader] = Registry("checkpoint kind")
 
 
 def register_loader(kind: str, loader: Loader) -> None:
     """Teach `load_policy` a new checkpoint kind: `loader(folder, config_dict, options) -> Policy`."""
-    _LOADERS[kind] = loader
-
-
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return " ".join(text.split()) if text else type(err).__name__
+    _LOADERS.register(kind, loader)
 
 
 def save_policy(policy: TinyPolicy, directory: str | Path) -> None:
     """Write `policy` to `directory` (created if needed) as model.safetensors + config.json."""
     if not isinstance(policy, TinyPolicy):
         raise TypeError(f"save_policy handles TinyPolicy; {type(policy).__name__} must save itself")
-    d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in policy.module.state_dict().items()}
-    meta = {"kind": TinyPolicy.kind, "model": policy.config.model_dump(), "tokenizer": policy.tokenizer.to_dict()}
-    atomic_write(d / WEIGHTS, lambda p: save_file(tensors, str(p), metadata={"kind": TinyPolicy.kind}))
-    atomic_write(d / CONFIG, lambda p: p.write_text(json.dumps(meta, indent=2) + "\n"))
+    policy.save(directory)
 
 
 def hub_hint(name: str) -> str:
     """For a missing folder named like a hub id (`org/model`): how to get a local copy."""
     parts = name.split("/")
     if len(parts) == 2 and all(parts) and not name.startswith((".", "~")):
-        return (f" (reasonlab loads local folders only; download it first, e.g. "
-                f"`huggingface-cli download {name} --local-dir models/{parts[1]}`)")
+        return (
+            f" (reasonlab loads local folders only; download it first, e.g. "
+            f"`huggingface-cli download {name} --local-dir models/{parts[1]}`)"
+        )
     return ""
 
 
@@ -77,14 +66,17 @@ def read_config(directory: str | Path) -> tuple[Path, dict[str, Any]]:
     try:
         meta = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError, OSError) as e:
-        raise CheckpointError(f"corrupt checkpoint config {path}: {_one_line(e)}") from None
+        raise CheckpointError(f"corrupt checkpoint config {path}: {one_line(e)}") from None
     if not isinstance(meta, dict):
         raise CheckpointError(f"corrupt checkpoint config {path}: expected a JSON object")
     return d, meta
 
 
-def load_policy(directory: str | Path, device: str | torch.device | None = None,
-                options: Mapping[str, Any] | None = None) -> Policy:
+def load_policy(
+    directory: str | Path,
+    device: str | torch.device | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> Policy:
     """Load the policy saved in `directory` (moved to `device` when given); `options` are the `hf`
     config fields for a Hugging Face folder. CheckpointError if it is missing or corrupt."""
     d, meta = read_config(directory)
@@ -101,36 +93,14 @@ def load_policy(directory: str | Path, device: str | torch.device | None = None,
     return policy
 
 
-def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint weights missing: {path}")
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"corrupt checkpoint weights {path}: {_one_line(e)}") from None
-
-
 def _load_tiny(d: Path, meta: dict[str, Any], options: Mapping[str, Any]) -> TinyPolicy:
-    cfg_path = d / CONFIG
-    try:
-        config = TransformerConfig.model_validate(meta.get("model"))
-        tokenizer = CharTokenizer.from_dict(meta.get("tokenizer"))  # type: ignore[arg-type]
-    except (ValidationError, ValueError) as e:
-        raise CheckpointError(f"invalid checkpoint config {cfg_path}: {_one_line(e)}") from None
-    if tokenizer.vocab_size > config.vocab_size:
-        raise CheckpointError(f"invalid checkpoint config {cfg_path}: tokenizer larger than model vocab")
-    tensors = _load_tensors(d / WEIGHTS)
-    with torch.device("meta"):
-        module = Transformer(config)
-    try:
-        module.load_state_dict(tensors, strict=True, assign=True)
-    except RuntimeError as e:
-        raise CheckpointError(f"checkpoint weights {d / WEIGHTS} do not fit {cfg_path}: {_one_line(e)}") from None
-    return TinyPolicy(module.float(), tokenizer)
+    return TinyPolicy.load(d, meta)
 
 
 def _load_hf(d: Path, meta: dict[str, Any], options: Mapping[str, Any]) -> Policy:
-    from reasonlab.models.hf import load_hf  # transformers is imported only for Hugging Face folders
+    from reasonlab.models.hf import (
+        load_hf,
+    )  # transformers is imported only for Hugging Face folders
 
     return load_hf(d, meta, options)
 

@@ -6,7 +6,9 @@ hub id that is not a folder is refused with a hint). Then `reasonlab eval`, `rea
 judges run on it unchanged:
 
 - `logits(ids, mask)`: the model's forward with positions `cumsum(mask) - 1` (left padding, as in the
-  tiny model and Hugging Face `generate`).
+  tiny model and Hugging Face `generate`); `completion_logits` runs it on [prompt | completion].
+- `max_seq_len`: the config's `max_position_embeddings` (None if it has none); no PPO critic
+  (`critic_body()` is None).
 - `new_cache` / `decode_step`: the model's own `DynamicCache` (`past_key_values`), so the builtin
   sampler (sampling/builtin.py) decodes with the model's KV cache.
 - Prompts: the tokenizer's chat template (one user turn, generation prompt added) when it has one and
@@ -30,14 +32,20 @@ import hashlib
 import inspect
 import json
 import shutil
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import torch
 
 from reasonlab.errors import CheckpointError, ConfigError
 
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 SAMPLERS = ("builtin", "hf", "vllm")
@@ -47,7 +55,9 @@ def _transformers():
     try:
         import transformers
     except ImportError:
-        raise ConfigError("Hugging Face models need transformers: pip install 'reasonlab[hf]'") from None
+        raise ConfigError(
+            "Hugging Face models need transformers: pip install 'reasonlab[hf]'"
+        ) from None
     return transformers
 
 
@@ -58,7 +68,9 @@ class HFTokenizer:
         self.tok = tok
         self.eos_ids = tuple(dict.fromkeys(int(i) for i in eos_ids))
         if not self.eos_ids:
-            raise CheckpointError(f"{tok.name_or_path}: the tokenizer and generation config name no EOS token")
+            raise CheckpointError(
+                f"{tok.name_or_path}: the tokenizer and generation config name no EOS token"
+            )
         self.chat = bool(chat_template and getattr(tok, "chat_template", None))
 
     @property
@@ -89,19 +101,26 @@ class HFTokenizer:
         """The ids a completion is conditioned on: the chat template's user turn + generation prompt,
         or (no template) the tokenizer's special tokens around the plain prompt."""
         if self.chat:
-            text = self.tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                                add_generation_prompt=True)
+            text = self.tok.apply_chat_template(
+                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+            )
             return self.tok.encode(text, add_special_tokens=False)
         return self.tok.encode(prompt, add_special_tokens=True)
 
     def to_dict(self) -> dict[str, Any]:
         """Identity of the tokenizer (kind, vocabulary digest, prompt format), not where it was read from."""
         vocab = json.dumps(sorted(self.tok.get_vocab().items())).encode()
-        return {"kind": "hf", "vocab_size": len(self.tok), "vocab_sha256": hashlib.sha256(vocab).hexdigest()[:16],
-                "chat_template": self.chat}
+        return {
+            "kind": "hf",
+            "vocab_size": len(self.tok),
+            "vocab_sha256": hashlib.sha256(vocab).hexdigest()[:16],
+            "chat_template": self.chat,
+        }
 
     def __repr__(self) -> str:
-        return f"HFTokenizer({self.tok.name_or_path!r}, vocab_size={len(self.tok)}, chat={self.chat})"
+        return (
+            f"HFTokenizer({self.tok.name_or_path!r}, vocab_size={len(self.tok)}, chat={self.chat})"
+        )
 
 
 class HFPolicy:
@@ -109,57 +128,114 @@ class HFPolicy:
 
     kind = "hf"
 
-    def __init__(self, module: torch.nn.Module, tokenizer: HFTokenizer, path: Path | None = None,
-                 sampler: str = "builtin") -> None:
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        tokenizer: HFTokenizer,
+        path: Path | None = None,
+        sampler: str = "builtin",
+    ) -> None:
         if sampler not in SAMPLERS:
-            raise ConfigError(f"hf.sampler: unknown sampler {sampler!r} (known: {', '.join(SAMPLERS)})")
+            raise ConfigError(
+                f"hf.sampler: unknown sampler {sampler!r} (known: {', '.join(SAMPLERS)})"
+            )
         self.module, self.tokenizer, self.path, self.sampler = module, tokenizer, path, sampler
         self.lora = False
         # the cache argument was renamed (`past_key_values` -> `cache`) in recent transformers
-        self._cache_arg = "cache" if "cache" in inspect.signature(type(module).forward).parameters else "past_key_values"
+        self._cache_arg = (
+            "cache"
+            if "cache" in inspect.signature(type(module).forward).parameters
+            else "past_key_values"
+        )
 
     @property
     def config(self) -> Any:
         return self.module.config
 
-    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    @property
+    def max_seq_len(self) -> int | None:
+        """The positions the model's config says it holds (`max_position_embeddings`), None if it does not say."""
+        n = getattr(self.module.config, "max_position_embeddings", None)
+        return int(n) if n is not None else None
+
+    def logits(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         device = self._device()
         input_ids = input_ids.to(device)
         if attention_mask is None:
             return self.module(input_ids=input_ids, use_cache=False).logits  # (B, T, V)
         attention_mask = attention_mask.to(device)
         positions = (attention_mask.cumsum(-1) - 1).clamp_min(0)  # (B, T)
-        return self.module(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
-                           use_cache=False).logits  # (B, T, V)
+        return self.module(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=positions,
+            use_cache=False,
+        ).logits  # (B, T, V)
+
+    def completion_logits(
+        self,
+        prompt_ids: torch.Tensor,
+        prompt_mask: torch.Tensor,
+        completion_ids: torch.Tensor,
+        completion_mask: torch.Tensor,
+        group: torch.Tensor,
+    ) -> torch.Tensor:
+        """Logits (B, L, V) predicting each completion token, with autograd: the full forward of
+        [prompt | completion] (prompts repeated per completion), read at positions W-1 .. W+L-2."""
+        width, length = prompt_ids.shape[1], completion_ids.shape[1]
+        input_ids = torch.cat([prompt_ids[group], completion_ids], 1)  # (B, W + L)
+        attention_mask = torch.cat([prompt_mask[group], completion_mask], 1)  # (B, W + L)
+        return self.logits(input_ids, attention_mask)[
+            :, width - 1 : width - 1 + length
+        ]  # (B, L, V)
+
+    def critic_body(self) -> None:
+        """None: the PPO critic (rl/critic.py) is available for tiny transformer bases only."""
+        return None
 
     def new_cache(self, batch_size: int, max_len: int) -> Any:
         return _transformers().DynamicCache()
 
     @torch.inference_mode()
-    def decode_step(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, cache: Any) -> torch.Tensor:
+    def decode_step(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, cache: Any
+    ) -> torch.Tensor:
         t_new = input_ids.shape[1]
         positions = (attention_mask.cumsum(-1) - 1).clamp_min(0)[:, -t_new:]  # (B, T_new)
-        out = self.module(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
-                          use_cache=True, **{self._cache_arg: cache})
+        out = self.module(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=positions,
+            use_cache=True,
+            **{self._cache_arg: cache},
+        )
         return out.logits  # (B, T_new, V)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.module.parameters())
 
-    def backbone(self) -> "HFBackbone":
+    def backbone(self) -> HFBackbone:
         """The model as a reward-model backbone (judges share the policy's weights until they copy them)."""
         return HFBackbone(self.module)
 
-    def enable_lora(self, r: int, alpha: float, dropout: float, targets: list[str] | None = None,
-                    seed: int = 0) -> None:
+    def enable_lora(
+        self, r: int, alpha: float, dropout: float, targets: list[str] | None = None, seed: int = 0
+    ) -> None:
         """Wrap the model with peft LoRA adapters of rank `r` (their random init drawn from `seed`, the
         caller's RNG state left as it was); the base weights are frozen."""
         try:
             from peft import LoraConfig, get_peft_model
         except ImportError:
             raise ConfigError("hf.lora_r: LoRA needs peft: pip install 'reasonlab[hf]'") from None
-        config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, task_type="CAUSAL_LM",
-                            target_modules=list(targets) if targets else "all-linear")
+        config = LoraConfig(
+            r=r,
+            lora_alpha=alpha,
+            lora_dropout=dropout,
+            task_type="CAUSAL_LM",
+            target_modules=list(targets) if targets else "all-linear",
+        )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.module = get_peft_model(self.module, config)
@@ -219,13 +295,19 @@ def load_hf(folder: Path, meta: Mapping[str, Any], options: Mapping[str, Any]) -
     dtype = resolve_dtype(options.get("dtype", "auto"), device)
     try:
         tok = tf.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        module = tf.AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype, local_files_only=True)
+        module = tf.AutoModelForCausalLM.from_pretrained(
+            str(folder), dtype=dtype, local_files_only=True
+        )
     except (OSError, ValueError, KeyError, RuntimeError) as e:
-        raise CheckpointError(f"cannot load the Hugging Face model in {folder}: {' '.join(str(e).split())[:300]}") from None
+        raise CheckpointError(
+            f"cannot load the Hugging Face model in {folder}: {' '.join(str(e).split())[:300]}"
+        ) from None
     module.to(device).eval()
     eos = module.generation_config.eos_token_id if module.generation_config is not None else None
-    eos_ids = [*(eos if isinstance(eos, list) else [eos] if eos is not None else []),
-               *([tok.eos_token_id] if tok.eos_token_id is not None else [])]
+    eos_ids = [
+        *(eos if isinstance(eos, list) else [eos] if eos is not None else []),
+        *([tok.eos_token_id] if tok.eos_token_id is not None else []),
+    ]
     tokenizer = HFTokenizer(tok, eos_ids, chat_template=options.get("chat_template", True))
     return HFPolicy(module, tokenizer, folder, sampler=options.get("sampler", "builtin"))
 
@@ -240,10 +322,17 @@ class HFBackbone(torch.nn.Module):
         self.lm = lm
         self.cfg = _BackboneConfig(lm.config)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, hidden: bool = False) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, hidden: bool = False
+    ) -> torch.Tensor:
         positions = (attention_mask.cumsum(-1) - 1).clamp_min(0)  # (B, T)
-        out = self.lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, use_cache=False,
-                      output_hidden_states=hidden)
+        out = self.lm(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=positions,
+            use_cache=False,
+            output_hidden_states=hidden,
+        )
         return out.hidden_states[-1] if hidden else out.logits  # (B, T, D) | (B, T, V)
 
     def head_weight(self) -> torch.Tensor:
@@ -272,4 +361,6 @@ def backbone_from_config(hf_config: Mapping[str, Any]) -> HFBackbone:
 def load_tokenizer(folder: Path, chat_template: bool) -> HFTokenizer:
     """The tokenizer saved in `folder` (a judge folder keeps its backbone's), EOS ids from it."""
     tok = _transformers().AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    return HFTokenizer(tok, [tok.eos_token_id] if tok.eos_token_id is not None else [], chat_template)
+    return HFTokenizer(
+        tok, [tok.eos_token_id] if tok.eos_token_id is not None else [], chat_template
+    )

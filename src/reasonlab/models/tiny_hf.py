@@ -33,32 +33,55 @@ def train_tokenizer(arch: str, vocab_size: int = 512):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"] if arch == "qwen2" else ["<s>", "</s>", "<pad>"]
+    specials = (
+        ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+        if arch == "qwen2"
+        else ["<s>", "</s>", "<pad>"]
+    )
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(CORPUS * 20, trainer)
     if arch == "qwen2":
-        fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+        fast = PreTrainedTokenizerFast(
+            tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>"
+        )
         fast.chat_template = QWEN_TEMPLATE
     else:
         from tokenizers import processors
 
-        tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 0)])
-        fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+        tok.post_processor = processors.TemplateProcessing(
+            single="<s> $A", special_tokens=[("<s>", 0)]
+        )
+        fast = PreTrainedTokenizerFast(
+            tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>"
+        )
     return fast
 
 
-def build_tiny_hf(folder: str | Path, arch: str = "qwen2", seed: int = 0, hidden: int = 64, layers: int = 2) -> Path:
+def build_tiny_hf(
+    folder: str | Path, arch: str = "qwen2", seed: int = 0, hidden: int = 64, layers: int = 2
+) -> Path:
     """Write a random-weight `arch` (qwen2 or llama) causal LM with its tokenizer to `folder`."""
     import transformers as tf
 
     tok = train_tokenizer(arch)
-    common = dict(vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                  pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    common = dict(
+        vocab_size=len(tok),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     if arch == "qwen2":
         config = tf.Qwen2Config(**common, tie_word_embeddings=True)
         eos = [tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|endoftext|>")]
@@ -69,8 +92,9 @@ def build_tiny_hf(folder: str | Path, arch: str = "qwen2", seed: int = 0, hidden
         raise ValueError(f"unknown tiny architecture {arch!r} (qwen2, llama)")
     torch.manual_seed(seed)
     model = tf.AutoModelForCausalLM.from_config(config)
-    model.generation_config = tf.GenerationConfig(eos_token_id=eos, pad_token_id=tok.pad_token_id,
-                                                  bos_token_id=tok.bos_token_id)
+    model.generation_config = tf.GenerationConfig(
+        eos_token_id=eos, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id
+    )
     out = Path(folder)
     model.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)

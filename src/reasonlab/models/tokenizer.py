@@ -11,7 +11,8 @@ character. Usage:
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 SPECIALS: tuple[str, ...] = ("<pad>", "<bos>", "<eos>", "<unk>")
 DEFAULT_CHARS: str = "\n" + "".join(chr(c) for c in range(32, 127))
@@ -74,7 +75,11 @@ class CharTokenizer:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CharTokenizer:
-        if not isinstance(data, dict) or data.get("kind") != "char" or not isinstance(data.get("chars"), str):
+        if (
+            not isinstance(data, dict)
+            or data.get("kind") != "char"
+            or not isinstance(data.get("chars"), str)
+        ):
             raise ValueError("tokenizer entry must be {'kind': 'char', 'chars': <str>}")
         return cls(data["chars"])
 

@@ -1,4 +1,4 @@
-"""A tiny decoder-only transformer with a preallocated KV cache, and `TinyPolicy` around it.
+"""A tiny decoder-only transformer with a preallocated KV cache (its Policy is models/tiny_policy.py).
 
 Llama-style block: pre-RMSNorm, fused qkv projection, rotary position embeddings, causal
 `scaled_dot_product_attention`, SwiGLU MLP (fused gate/up projection), no biases, tied input/output
@@ -6,30 +6,31 @@ embeddings by default. Departures from the Llama reference: RoPE rotates interle
 (complex multiplication, as in Meta's original code) rather than Hugging Face's rotate-half layout;
 padding query rows attend to themselves so left-padded batches never produce NaN; the RoPE table
 grows on demand, so positions past `max_seq_len` extrapolate instead of failing.
-Decoding (`TinyPolicy.new_cache` + `decode_step`) is tuned for small batches on CPU: per layer one
-(B, 2, H, max_len, Dh) key/value tensor written in place at a position shared by all rows (prompts
-are left-padded), weights snapshotted per cache with the RMSNorm gains folded in, each distinct
-prompt prefilled once and padding skipped in the prefill GEMMs. It equals the full forward to ~1e-6.
-Usage:
+Every forward runs the same block (`block_forward`: norm, qkv GEMM, attention, output projection, MLP);
+only its attention step differs, passed in as a strategy: `CausalAttention` (whole sequences, the full
+forward), `CachedAttention` (new tokens against the KV cache) and `grouped.GroupedAttention`
+(completions against their group's shared prompt, models/grouped.py).
+Decoding (`Transformer.forward(..., cache=KVCache)`, driven by `TinyPolicy.new_cache` + `decode_step`)
+is tuned for small batches on CPU: per layer one (B, 2, H, max_len, Dh) key/value tensor written in
+place at a position shared by all rows (prompts are left-padded), weights snapshotted per cache with
+the RMSNorm gains folded in, and padding skipped in the prefill GEMMs. It equals the full forward to
+~1e-6 (not bit for bit: the gains are folded into the weights and attention runs on other shapes). Usage:
 
-    policy = TinyPolicy.create(TransformerConfig(vocab_size=100), seed=0)
-    logits = policy.logits(ids, mask)  # (B, T, V)
+    model = TinyPolicy.create(TransformerConfig(vocab_size=100), seed=0).module  # a Transformer
+    logits = model(ids, mask)  # (B, T, V); model(ids, mask, hidden=True): final hidden states (B, T, D)
 """
 
 from __future__ import annotations
 
 import math
-import weakref
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
-
-from reasonlab.models.tokenizer import CharTokenizer
 
 EPS = 1e-6  # RMSNorm epsilon
 
@@ -64,7 +65,9 @@ class TransformerConfig(BaseModel):
     @model_validator(mode="after")
     def _check_heads(self) -> TransformerConfig:
         if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
-            raise ValueError(f"d_model {self.d_model} must split into {self.n_heads} heads of even width")
+            raise ValueError(
+                f"d_model {self.d_model} must split into {self.n_heads} heads of even width"
+            )
         return self
 
     @property
@@ -107,7 +110,9 @@ class KVCache:
 
 def rope_table(n: int, head_dim: int, theta: float, device: torch.device) -> torch.Tensor:
     """Rotations for q, k and (identity) v at each position: (n, 3, Dh/2) complex64."""
-    inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64, device=device) / head_dim)
+    inv_freq = 1.0 / theta ** (
+        torch.arange(0, head_dim, 2, dtype=torch.float64, device=device) / head_dim
+    )
     angles = torch.outer(torch.arange(n, dtype=torch.float64, device=device), inv_freq)  # (n, Dh/2)
     rot = torch.polar(torch.ones_like(angles), angles)  # (n, Dh/2)
     return torch.stack([rot, rot, torch.ones_like(rot)], dim=1).to(torch.complex64)
@@ -155,45 +160,132 @@ class Block(nn.Module):
 
     def weights(self, folded: bool = False) -> LayerWeights:
         if not folded:
-            return LayerWeights(self.qkv.weight.t(), self.proj.weight.t(), self.gate_up.weight.t(),
-                                self.down.weight.t(), self.attn_norm.weight, self.mlp_norm.weight)
+            return LayerWeights(
+                self.qkv.weight.t(),
+                self.proj.weight.t(),
+                self.gate_up.weight.t(),
+                self.down.weight.t(),
+                self.attn_norm.weight,
+                self.mlp_norm.weight,
+            )
         with torch.no_grad():
-            return LayerWeights((self.qkv.weight * self.attn_norm.weight).t().contiguous(),
-                                self.proj.weight.t().contiguous(),
-                                (self.gate_up.weight * self.mlp_norm.weight).t().contiguous(),
-                                self.down.weight.t().contiguous(), None, None)
+            return LayerWeights(
+                (self.qkv.weight * self.attn_norm.weight).t().contiguous(),
+                self.proj.weight.t().contiguous(),
+                (self.gate_up.weight * self.mlp_norm.weight).t().contiguous(),
+                self.down.weight.t().contiguous(),
+                None,
+                None,
+            )
 
 
-def block_forward(
-    x: torch.Tensor,  # (B*T, D)
-    w: LayerWeights,
-    shape: tuple[int, int, int],  # (B, T, H)
-    freqs: torch.Tensor,  # (B|1, T, 3, 1, Dh/2) complex
-    mask: torch.Tensor | None,  # (B, 1, T, S) additive, or None for plain causal
-    kv: torch.Tensor | None,  # this layer's cache (B, 2, H, M, Dh)
-    start: int,
-    real: torch.Tensor | None = None,  # (N,) indices of real tokens in B*T when x holds only those
-) -> torch.Tensor:  # (B*T, D), or (N, D) when `real` is given
-    (b, t, n_heads), d = shape, x.shape[-1]
-    h = torch.mm(F.rms_norm(x, (d,), w.attn_gain, EPS), w.qkv)  # (B*T | N, 3D)
-    if real is not None:  # padding rows skip the GEMMs; they enter attention as zeros (and are masked)
-        h = h.new_zeros(b * t, 3 * d).index_copy_(0, real, h)  # (B*T, 3D)
-    qkv = apply_rope(h.view(b, t, 3, n_heads, d // n_heads), freqs)  # (B, T, 3, H, Dh); v unrotated
-    if kv is None:
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, T, Dh) each
-    else:
-        kv[:, :, :, start : start + t] = qkv[:, :, 1:].permute(0, 2, 3, 1, 4)  # one write for k and v
-        q, k, v = qkv[:, :, 0].transpose(1, 2), kv[:, 0, :, : start + t], kv[:, 1, :, : start + t]
-    a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None)  # (B, H, T, Dh)
-    a = a.transpose(1, 2).reshape(b * t, d)  # (B*T, D)
-    x = torch.addmm(x, a if real is None else a.index_select(0, real), w.proj)  # residual fused into the GEMM
+Attend = Callable[[torch.Tensor, int], torch.Tensor]
+"""The attention step of a block: (fused q/k/v projections (N, 3D) of the block's token rows, layer index)
+-> the attention heads' outputs (N, D) for the same rows, before the output projection."""
+
+
+def block_forward(x: torch.Tensor, w: LayerWeights, attend: Attend, layer: int) -> torch.Tensor:
+    """One pre-norm block on token rows x (N, D): x + Attn(RMSNorm(x)) W_proj, then x + SwiGLU(RMSNorm(x)).
+
+    Every forward runs this function; only `attend` differs (CausalAttention for whole sequences,
+    CachedAttention for new tokens against a KV cache, grouped.GroupedAttention for completions that
+    share a prompt). It gets the qkv GEMM's output and does the rest of attention: RoPE (`rope_qkv`),
+    the head split, scaled_dot_product_attention and the head merge (`split_heads`, `merge_heads`).
+
+    Why RoPE is in the strategy and not in the block: each forward rotates its rows in its own layout
+    (the full forward as (B, T); the cached prefill after scattering its N real rows into the padded
+    (B, T) layout, zeros for padding; the grouped forward all prompt and completion rows as one (1, N)
+    sequence). Rotating another layout (e.g. the N rows before the scatter, or prompts and completions
+    in two calls) changes the shapes the elementwise complex multiply runs on, which is not guaranteed
+    to round the same; with each layout kept, every op sees the inputs it saw before this function was
+    shared, so every path's outputs and gradients are unchanged bit for bit."""
+    h = torch.mm(F.rms_norm(x, (x.shape[-1],), w.attn_gain, EPS), w.qkv)  # (N, 3D)
+    x = torch.addmm(x, attend(h, layer), w.proj)  # (N, D): residual fused into the GEMM
     return mlp_residual(x, w)
 
 
 def mlp_residual(x: torch.Tensor, w: LayerWeights) -> torch.Tensor:
     """x + SwiGLU(RMSNorm(x)) for token rows x (N, D)."""
-    gate, up = torch.mm(F.rms_norm(x, (x.shape[-1],), w.mlp_gain, EPS), w.gate_up).chunk(2, dim=-1)  # (N, F) each
+    gate, up = torch.mm(F.rms_norm(x, (x.shape[-1],), w.mlp_gain, EPS), w.gate_up).chunk(
+        2, dim=-1
+    )  # (N, F) each
     return torch.addmm(x, F.silu(gate) * up, w.down)  # (N, D)
+
+
+def run_blocks(x: torch.Tensor, weights: Iterable[LayerWeights], attend: Attend) -> torch.Tensor:
+    """Token rows x (N, D) through one block per entry of `weights` (layer i gets index i)."""
+    for i, w in enumerate(weights):
+        x = block_forward(x, w, attend, i)
+    return x
+
+
+def rope_qkv(h: torch.Tensor, shape: tuple[int, int, int], freqs: torch.Tensor) -> torch.Tensor:
+    """Fused projections h (B*T, 3D) as (B, T, 3, H, Dh), q and k rotated (v's rotation is the identity);
+    `shape` is (B, T, H), freqs (B|1, T, 3, 1, Dh/2)."""
+    (b, t, n_heads), d = shape, h.shape[-1] // 3
+    return apply_rope(h.view(b, t, 3, n_heads, d // n_heads), freqs)  # (B, T, 3, H, Dh)
+
+
+def split_heads(qkv: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """(B, T, 3, H, Dh) -> q, k, v, each a (B, H, T, Dh) view."""
+    return qkv.permute(2, 0, 3, 1, 4).unbind(0)
+
+
+def merge_heads(a: torch.Tensor) -> torch.Tensor:
+    """Attention output (B, H, T, Dh) -> token rows (B*T, D)."""
+    b, n_heads, t, dh = a.shape
+    return a.transpose(1, 2).reshape(b * t, n_heads * dh)
+
+
+@dataclass(eq=False)
+class CausalAttention:
+    """Causal self-attention within each of B sequences of T tokens (rows sequence-major, B*T): the
+    full forward. The same object serves every layer."""
+
+    shape: tuple[int, int, int]  # (B, T, H)
+    freqs: torch.Tensor  # (B|1, T, 3, 1, Dh/2) complex
+    mask: torch.Tensor | None  # (B, 1, T, T) additive, or None for plain causal
+
+    def __call__(self, h: torch.Tensor, layer: int) -> torch.Tensor:  # (B*T, 3D) -> (B*T, D)
+        q, k, v = split_heads(rope_qkv(h, self.shape, self.freqs))  # (B, H, T, Dh) each
+        a = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=self.mask, is_causal=self.mask is None
+        )  # (B, H, T, Dh)
+        return merge_heads(a)  # (B*T, D)
+
+
+@dataclass(eq=False)
+class CachedAttention:
+    """T new tokens of B rows against a KV cache: each layer writes the new keys and values at positions
+    [start, start + T) of its cache tensor and attends to [0, start + T). With `real` (a prefill with
+    padding) the block's GEMMs ran on the N real rows only: they are scattered into the padded (B*T)
+    layout here, padding as zeros (masked as keys), and only the real rows are returned."""
+
+    shape: tuple[int, int, int]  # (B, T, H)
+    freqs: torch.Tensor  # (B, T, 3, 1, Dh/2) complex
+    mask: torch.Tensor  # (B, 1, T, start + T) additive
+    layers: list[torch.Tensor]  # per layer (B, 2, H, M, Dh): the cache's keys and values
+    start: int  # positions already in the cache
+    real: torch.Tensor | None = (
+        None  # (N,) indices of the real tokens in B*T when rows hold only those
+    )
+
+    def __call__(
+        self, h: torch.Tensor, layer: int
+    ) -> torch.Tensor:  # (B*T | N, 3D) -> (B*T | N, D)
+        (b, t, _), d, start, real = self.shape, h.shape[-1] // 3, self.start, self.real
+        if (
+            real is not None
+        ):  # padding rows skipped the GEMMs; they enter attention as zeros (and are masked)
+            h = h.new_zeros(b * t, 3 * d).index_copy_(0, real, h)  # (B*T, 3D)
+        qkv = rope_qkv(h, self.shape, self.freqs)  # (B, T, 3, H, Dh)
+        kv = self.layers[layer]  # (B, 2, H, M, Dh)
+        kv[:, :, :, start : start + t] = qkv[:, :, 1:].permute(
+            0, 2, 3, 1, 4
+        )  # one write for k and v
+        q, k, v = qkv[:, :, 0].transpose(1, 2), kv[:, 0, :, : start + t], kv[:, 1, :, : start + t]
+        a = merge_heads(F.scaled_dot_product_attention(q, k, v, attn_mask=self.mask))  # (B*T, D)
+        return a if real is None else a.index_select(0, real)  # (B*T | N, D)
 
 
 class Transformer(nn.Module):
@@ -203,8 +295,12 @@ class Transformer(nn.Module):
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm = nn.RMSNorm(cfg.d_model, eps=EPS)
-        self.lm_head = None if cfg.tie_embeddings else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-        self._rope: torch.Tensor | None = None  # (N, 3, Dh/2) complex, grown on demand; not a parameter
+        self.lm_head = (
+            None if cfg.tie_embeddings else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        )
+        self._rope: torch.Tensor | None = (
+            None  # (N, 3, Dh/2) complex, grown on demand; not a parameter
+        )
         self._decoding: tuple[tuple, tuple[list[LayerWeights], torch.Tensor]] | None = None
 
     def rope(self, n: int, device: torch.device) -> torch.Tensor:
@@ -242,22 +338,33 @@ class Transformer(nn.Module):
             if attention_mask is None:
                 attention_mask = torch.ones(b, start + t, dtype=torch.long, device=input_ids.device)
             if attention_mask.shape != (b, start + t):
-                raise ValueError(f"attention_mask shape {tuple(attention_mask.shape)} != {(b, start + t)}")
-            mask, pos = attention_bias(attention_mask, start, t), positions(attention_mask, start, t)
+                raise ValueError(
+                    f"attention_mask shape {tuple(attention_mask.shape)} != {(b, start + t)}"
+                )
+            mask, pos = (
+                attention_bias(attention_mask, start, t),
+                positions(attention_mask, start, t),
+            )
         freqs = self.rope(start + t, input_ids.device)[pos].unsqueeze(-2)  # (B|1, T, 3, 1, Dh/2)
         x = F.embedding(input_ids, self.embed.weight).view(b * t, -1)  # (B*T, D)
         shape = (b, t, self.cfg.n_heads)
         if cache is not None:
             return self._forward_cached(x, shape, freqs, mask, attention_mask, cache)
-        for layer in self.layers:
-            x = block_forward(x, layer.weights(), shape, freqs, mask, None, 0)
+        x = run_blocks(x, self.layer_weights(), CausalAttention(shape, freqs, mask))
         x = F.rms_norm(x, (x.shape[-1],), self.norm.weight, EPS)
         if hidden:
             return x.view(b, t, -1)  # (B, T, D)
         return torch.mm(x, self.head_weight().t()).view(b, t, -1)  # (B, T, V)
 
-    def _forward_cached(self, x: torch.Tensor, shape: tuple[int, int, int], freqs: torch.Tensor,
-                        mask: torch.Tensor, attention_mask: torch.Tensor, cache: KVCache) -> torch.Tensor:
+    def _forward_cached(
+        self,
+        x: torch.Tensor,
+        shape: tuple[int, int, int],
+        freqs: torch.Tensor,
+        mask: torch.Tensor,
+        attention_mask: torch.Tensor,
+        cache: KVCache,
+    ) -> torch.Tensor:
         """Run new tokens x (B*T, D) against the cache with its snapshot weights; logits (B, T, V)."""
         (b, t, _), start = shape, cache.length
         real = attention_mask[:, start:].reshape(-1).nonzero().squeeze(1) if t > 1 else None  # (N,)
@@ -265,13 +372,20 @@ class Transformer(nn.Module):
             real = None  # no padding among the new tokens
         if real is not None:
             x = x.index_select(0, real)  # (N, D): prefill skips padding in every GEMM
-        for w, kv in zip(cache.weights, cache.layers):
-            x = block_forward(x, w, shape, freqs, mask, kv, start, real)
+        x = run_blocks(
+            x, cache.weights, CachedAttention(shape, freqs, mask, cache.layers, start, real)
+        )
         cache.length = start + t
         logits = torch.mm(F.rms_norm(x, (x.shape[-1],), None, EPS), cache.head)  # (B*T | N, V)
         if real is not None:
-            logits = logits.new_zeros(b * t, logits.shape[-1]).index_copy_(0, real, logits)  # padding: 0
+            logits = logits.new_zeros(b * t, logits.shape[-1]).index_copy_(
+                0, real, logits
+            )  # padding: 0
         return logits.view(b, t, -1)  # (B, T, V)
+
+    def layer_weights(self) -> Iterator[LayerWeights]:
+        """Each block's training weights (transposed views of its parameters), made as the loop reaches it."""
+        return (layer.weights() for layer in self.layers)
 
     def head_weight(self) -> torch.Tensor:
         return self.embed.weight if self.lm_head is None else self.lm_head.weight  # (V, D)
@@ -285,82 +399,3 @@ class Transformer(nn.Module):
             head = (self.head_weight() * self.norm.weight).t().contiguous()  # (D, V)
             self._decoding = (key, ([layer.weights(folded=True) for layer in self.layers], head))
         return self._decoding[1]
-
-
-class TinyPolicy:
-    """The Policy implementation for `Transformer` + `CharTokenizer` (see models/base.py)."""
-
-    kind = "tiny"
-
-    def __init__(self, module: Transformer, tokenizer: CharTokenizer) -> None:
-        if tokenizer.vocab_size > module.cfg.vocab_size:
-            raise ValueError(f"tokenizer has {tokenizer.vocab_size} ids, model only {module.cfg.vocab_size}")
-        self.module = module
-        self.tokenizer = tokenizer
-        self._kv_buffer: torch.Tensor | None = None  # reused by successive caches (see new_cache)
-        self._kv_user: weakref.ref[KVCache] | None = None
-
-    @classmethod
-    def create(
-        cls, config: TransformerConfig, seed: int = 0, tokenizer: CharTokenizer | None = None,
-        device: str | torch.device = "cpu",
-    ) -> TinyPolicy:
-        """A freshly initialised policy; the same seed gives the same weights (global RNG untouched)."""
-        with torch.device("meta"):
-            module = Transformer(config)
-        module.to_empty(device="cpu")
-        module.init_weights(torch.Generator().manual_seed(seed))
-        return cls(module.to(device), tokenizer or CharTokenizer())
-
-    @property
-    def config(self) -> TransformerConfig:
-        return self.module.cfg
-
-    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.module(input_ids, attention_mask)
-
-    @torch.inference_mode()
-    def new_cache(self, batch_size: int, max_len: int) -> KVCache:
-        """A cache for `batch_size` rows of up to `max_len` positions.
-
-        Its memory is reused from the previous cache once that one is gone: a fresh buffer of this size
-        page-faults on first touch, which costs more than the decoding writes themselves. Decoding only
-        reads positions it has written, so the buffer is never cleared."""
-        cfg, p = self.config, self.module.embed.weight
-        shape = (cfg.n_layers, batch_size, 2, cfg.n_heads, max_len, cfg.head_dim)
-        numel = math.prod(shape)
-        self.module.rope(max_len, p.device)
-        buf, in_use = self._kv_buffer, self._kv_user is not None and self._kv_user() is not None
-        if buf is None or in_use or buf.numel() < numel or buf.dtype != p.dtype or buf.device != p.device:
-            buf = torch.empty(numel, dtype=p.dtype, device=p.device)
-        cache = KVCache(buf[:numel].view(shape), *self.module.decoding_weights())
-        if not in_use:
-            self._kv_buffer, self._kv_user = buf, weakref.ref(cache)
-        return cache
-
-    @torch.inference_mode()
-    def decode_step(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, cache: KVCache) -> torch.Tensor:
-        if cache.length == 0 and input_ids.shape[1] > 1:
-            return self._prefill_distinct(input_ids, attention_mask, cache)
-        return self.module(input_ids, attention_mask, cache)
-
-    def _prefill_distinct(self, ids: torch.Tensor, mask: torch.Tensor, cache: KVCache) -> torch.Tensor:
-        """Prefill each distinct prompt once (the n samples of a problem share it), then copy its cache rows."""
-        t = ids.shape[1]
-        rows, inverse = torch.unique(torch.cat([ids, mask.to(ids.dtype)], 1), dim=0, return_inverse=True)
-        if rows.shape[0] == ids.shape[0]:
-            return self.module(ids, mask, cache)
-        small = KVCache(cache.kv.new_empty((cache.kv.shape[0], rows.shape[0], *cache.kv.shape[2:4], t,
-                                            cache.kv.shape[5])), cache.weights, cache.head)
-        logits = self.module(rows[:, :t], rows[:, t:], small)  # (U, T, V)
-        cache.kv[:, :, :, :, :t] = small.kv[:, inverse]
-        cache.length = t
-        return logits[inverse]  # (B, T, V)
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.module.parameters())
-
-    def save(self, directory: str | Path) -> None:
-        from reasonlab.models.checkpoint import save_policy
-
-        save_policy(self, directory)

@@ -30,12 +30,13 @@ Tests: `python -m pytest -q tests/test_rl_advantages.py`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 import torch
 
-from reasonlab.errors import ConfigError
+from reasonlab.registry import Registry
 
 StdScaling = Literal["group", "batch", "none"]
 
@@ -174,7 +175,7 @@ def gae(
 # ---------------------------------------------------------------------------------------------
 # Registry
 
-ADVANTAGES: dict[str, Estimator] = {}
+ADVANTAGES: Registry[Estimator] = Registry("advantage estimator")
 _GROUP_ESTIMATORS: set[str] = set()
 _VALUE_ESTIMATORS: set[str] = set()
 
@@ -186,12 +187,7 @@ def register_advantage(
     group_size >= 2 / critic values (see `needs_groups`, `needs_values`)."""
 
     def decorate(fn: Estimator) -> Estimator:
-        known = ADVANTAGES.get(name)
-        if known is not None and known.__qualname__ != fn.__qualname__:
-            raise ValueError(
-                f"advantage estimator {name!r} is already registered by {known.__qualname__}"
-            )
-        ADVANTAGES[name] = fn
+        ADVANTAGES.register(name, fn)
         _GROUP_ESTIMATORS.discard(name)
         _VALUE_ESTIMATORS.discard(name)
         if groups:
@@ -205,11 +201,7 @@ def register_advantage(
 
 def get_advantage(name: str) -> Estimator:
     """The estimator registered as `name`; ConfigError naming the known ones otherwise."""
-    fn = ADVANTAGES.get(name) if isinstance(name, str) else None
-    if fn is None:
-        known = ", ".join(sorted(ADVANTAGES))
-        raise ConfigError(f"rl.advantage: unknown estimator {name!r} (known: {known})")
-    return fn
+    return ADVANTAGES.lookup(name, "rl.advantage", noun="estimator")
 
 
 def needs_groups(name: str) -> bool:

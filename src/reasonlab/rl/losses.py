@@ -25,11 +25,12 @@ Tests: `python -m pytest -q tests/test_rl_losses.py`.
 
 from __future__ import annotations
 
-from typing import Callable, Literal, TypeVar
+from collections.abc import Callable
+from typing import Literal, TypeVar
 
 import torch
 
-from reasonlab.errors import ConfigError
+from reasonlab.registry import Registry
 
 RatioLevel = Literal["token", "sequence"]
 Aggregation = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
@@ -42,31 +43,9 @@ F = TypeVar("F", bound=Callable)
 
 LOG_RATIO_CLAMP = 20.0  # |log ratio| bound before exp: exp(20) ~ 4.9e8 stays finite in fp32
 
-AGGREGATIONS: dict[str, Aggregation] = {}
-POLICY_LOSSES: dict[str, PolicyLoss] = {}
-KL_ESTIMATORS: dict[str, KLEstimator] = {}
-
-
-def _register(registry: dict, kind: str, name: str) -> Callable[[F], F]:
-    """Decorator: put a function into `registry` under `name` (ValueError if the name is taken)."""
-
-    def decorate(fn: F) -> F:
-        known = registry.get(name)
-        if known is not None and known.__qualname__ != fn.__qualname__:
-            raise ValueError(f"{kind} {name!r} is already registered by {known.__qualname__}")
-        registry[name] = fn
-        return fn
-
-    return decorate
-
-
-def _lookup(registry: dict, field: str, kind: str, name: str) -> Callable:
-    """registry[name]; ConfigError naming the config field and the known names otherwise."""
-    fn = registry.get(name) if isinstance(name, str) else None
-    if fn is None:
-        known = ", ".join(sorted(registry))
-        raise ConfigError(f"{field}: unknown {kind} {name!r} (known: {known})")
-    return fn
+AGGREGATIONS: Registry[Aggregation] = Registry("aggregation")
+POLICY_LOSSES: Registry[PolicyLoss] = Registry("policy loss")
+KL_ESTIMATORS: Registry[KLEstimator] = Registry("KL estimator")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -75,12 +54,12 @@ def _lookup(registry: dict, field: str, kind: str, name: str) -> Callable:
 
 def register_aggregation(name: str) -> Callable[[F], F]:
     """Decorator: register `agg(per_token (B, T), mask (B, T), constant: int) -> scalar`."""
-    return _register(AGGREGATIONS, "aggregation", name)
+    return AGGREGATIONS.decorator(name)
 
 
 def get_aggregation(name: str) -> Aggregation:
     """The aggregation registered as `name`; ConfigError (field rl.aggregation) otherwise."""
-    return _lookup(AGGREGATIONS, "rl.aggregation", "aggregation", name)
+    return AGGREGATIONS.lookup(name, "rl.aggregation")
 
 
 def aggregation_weights(aggregate: Aggregation, mask: torch.Tensor, constant: int) -> torch.Tensor:
@@ -93,9 +72,7 @@ def aggregation_weights(aggregate: Aggregation, mask: torch.Tensor, constant: in
 
 
 @register_aggregation("seq_mean_token_mean")
-def seq_mean_token_mean(
-    per_token: torch.Tensor, mask: torch.Tensor, constant: int
-) -> torch.Tensor:
+def seq_mean_token_mean(per_token: torch.Tensor, mask: torch.Tensor, constant: int) -> torch.Tensor:
     """Original GRPO (Shao et al. 2024): mean_i [ sum_t m_it l_it / |o_i| ]; `constant` unused.
 
     A sequence without real tokens counts as 0 (its length is clamped to 1).
@@ -175,12 +152,12 @@ def clipped_surrogate(
 def register_policy_loss(name: str) -> Callable[[F], F]:
     """Decorator: register `loss(logp, old_logp, advantages, mask, eps_low, eps_high)`, all
     tensors (B, T), returning (loss (B, T), clipped (B, T) bool)."""
-    return _register(POLICY_LOSSES, "policy loss", name)
+    return POLICY_LOSSES.decorator(name)
 
 
 def get_policy_loss(name: str) -> PolicyLoss:
     """The policy loss registered as `name`; ConfigError (field rl.policy_loss) otherwise."""
-    return _lookup(POLICY_LOSSES, "rl.policy_loss", "policy loss", name)
+    return POLICY_LOSSES.lookup(name, "rl.policy_loss")
 
 
 @register_policy_loss("ppo_clip")
@@ -218,12 +195,12 @@ def gspo(
 
 def register_kl_estimator(name: str) -> Callable[[F], F]:
     """Decorator: register `kl(logp (B, T), ref_logp (B, T)) -> (B, T)`."""
-    return _register(KL_ESTIMATORS, "KL estimator", name)
+    return KL_ESTIMATORS.decorator(name)
 
 
 def get_kl_estimator(name: str) -> KLEstimator:
     """The KL estimator registered as `name`; ConfigError (field rl.kl_estimator) otherwise."""
-    return _lookup(KL_ESTIMATORS, "rl.kl_estimator", "KL estimator", name)
+    return KL_ESTIMATORS.lookup(name, "rl.kl_estimator")
 
 
 @register_kl_estimator("k1")

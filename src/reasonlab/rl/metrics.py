@@ -35,7 +35,9 @@ def rollout_metrics(collected: Collected) -> dict[str, float]:
         "rl/truncated_rate": sum(r.finish_reason == "length" for r in rollouts) / len(rollouts),
         "rl/completion_tokens": sum(lengths),
         "rl/prompt_tokens": collected.prompt_tokens,
-        "rl/trained_tokens": sum(len(r.prompt_ids) + len(r.token_ids) for g in collected.groups for r in g.rollouts),
+        "rl/trained_tokens": sum(
+            len(r.prompt_ids) + len(r.token_ids) for g in collected.groups for r in g.rollouts
+        ),
         **hacking_gap(groups),
     }
 

@@ -20,24 +20,21 @@ is a few lines:
 from __future__ import annotations
 
 import hashlib
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from reasonlab.errors import ConfigError
+from reasonlab.registry import Registry
 from reasonlab.types import Outcome, Problem, Rollout, Verdict
 
 RewardFn = Callable[[Problem, Rollout, Verdict], float]
-REWARDS: dict[str, RewardFn] = {}
+REWARDS: Registry[RewardFn] = Registry("reward")
 LEARNED = "judge"  # the reward name of the learned judge's score
 
 
 def register_reward(name: str) -> Callable[[RewardFn], RewardFn]:
     """Decorator: make `fn(problem, rollout, verdict) -> float` usable as `rl.rewards: {name: weight}`."""
 
-    def decorate(fn: RewardFn) -> RewardFn:
-        REWARDS[name] = fn
-        return fn
-
-    return decorate
+    return REWARDS.decorator(name)
 
 
 @register_reward("outcome")
@@ -49,7 +46,11 @@ def outcome(problem: Problem, rollout: Rollout, verdict: Verdict) -> float:
 @register_reward("format")
 def format_reward(problem: Problem, rollout: Rollout, verdict: Verdict) -> float:
     """1 when the answer parses and the completion ended by itself (not cut at the length limit)."""
-    return 1.0 if verdict.outcome is not Outcome.MALFORMED and rollout.finish_reason != "length" else 0.0
+    return (
+        1.0
+        if verdict.outcome is not Outcome.MALFORMED and rollout.finish_reason != "length"
+        else 0.0
+    )
 
 
 @register_reward("process")
@@ -81,14 +82,23 @@ def check_rewards(weights: Mapping[str, float], judge: str | None = None) -> Non
         known = ", ".join(sorted([*REWARDS, LEARNED]))
         raise ConfigError(f"rl.rewards: unknown reward {unknown[0]!r} (known: {known})")
     if LEARNED in weights and judge is None:
-        raise ConfigError("rl.rewards: the 'judge' reward needs rl.judge (prm, orm or a judge folder)")
+        raise ConfigError(
+            "rl.rewards: the 'judge' reward needs rl.judge (prm, orm or a judge folder)"
+        )
 
 
-def score(weights: Mapping[str, float], problem: Problem, rollout: Rollout, verdict: Verdict,
-          learned: float | None = None) -> dict[str, float]:
+def score(
+    weights: Mapping[str, float],
+    problem: Problem,
+    rollout: Rollout,
+    verdict: Verdict,
+    learned: float | None = None,
+) -> dict[str, float]:
     """Each named reward of one rollout, and their weighted sum under the key "total"; `learned` is the
     judge's score of this rollout (used when the mix names `judge`)."""
-    parts = {name: float(REWARDS[name](problem, rollout, verdict)) for name in weights if name != LEARNED}
+    parts = {
+        name: float(REWARDS[name](problem, rollout, verdict)) for name in weights if name != LEARNED
+    }
     if LEARNED in weights:
         parts[LEARNED] = float(learned if learned is not None else 0.0)
     parts["total"] = sum(weights[name] * value for name, value in parts.items())

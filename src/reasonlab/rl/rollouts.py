@@ -18,8 +18,8 @@ keeps each group's prompt once, for the forward that computes a shared prompt on
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -40,7 +40,9 @@ class Group:
     rollouts: list[Rollout]
     verdicts: list[Verdict]
     rewards: list[dict[str, float]]
-    learned: list[float] | None = None  # the learned judge's score of each completion, if there is a judge
+    learned: list[float] | None = (
+        None  # the learned judge's score of each completion, if there is a judge
+    )
 
     @property
     def totals(self) -> list[float]:
@@ -80,7 +82,7 @@ class Batch:
     def prompt_width(self) -> int:
         return self.prompt_ids.shape[1]
 
-    def to(self, device: torch.device) -> "Batch":
+    def to(self, device: torch.device) -> Batch:
         """The same batch with every tensor on `device` (the policy's)."""
         return Batch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
@@ -100,7 +102,9 @@ def round_seed(seed: int, step: int, round_: int) -> int:
     return int(np.random.SeedSequence([seed, step, round_]).generate_state(1)[0])
 
 
-def collect(policy: object, task: Task, rc: RLConfig, seed: int, step: int, judge: Judge | None = None) -> Collected:
+def collect(
+    policy: object, task: Task, rc: RLConfig, seed: int, step: int, judge: Judge | None = None
+) -> Collected:
     """Sample and judge groups for one step (refilling dropped groups when dynamic sampling is on)."""
     out = Collected(groups=[], sampled=[])
     rounds = 1 + (rc.max_refill_rounds if rc.dynamic_sampling else 0)
@@ -108,16 +112,30 @@ def collect(policy: object, task: Task, rc: RLConfig, seed: int, step: int, judg
         s = round_seed(seed, step, round_)
         problems = task.sample("train", rc.prompts_per_step, s)
         t = time.perf_counter()
-        rollouts = generate(policy, problems, rc.group_size, s, max_new_tokens=rc.max_new_tokens,
-                            temperature=rc.temperature, top_p=rc.top_p,
-                            batch_size=len(problems) * rc.group_size)
+        rollouts = generate(
+            policy,
+            problems,
+            rc.group_size,
+            s,
+            max_new_tokens=rc.max_new_tokens,
+            temperature=rc.temperature,
+            top_p=rc.top_p,
+            batch_size=len(problems) * rc.group_size,
+        )
         out.sample_s += time.perf_counter() - t
         t = time.perf_counter()
         g = rc.group_size
         learned = learned_scores(judge, problems, rollouts, g) if judge is not None else None
-        groups = [judge_group(task, rc, p, rollouts[i * g : (i + 1) * g],
-                              learned[i * g : (i + 1) * g] if learned is not None else None)
-                  for i, p in enumerate(problems)]
+        groups = [
+            judge_group(
+                task,
+                rc,
+                p,
+                rollouts[i * g : (i + 1) * g],
+                learned[i * g : (i + 1) * g] if learned is not None else None,
+            )
+            for i, p in enumerate(problems)
+        ]
         out.judge_s += time.perf_counter() - t
         out.rounds = round_ + 1
         out.prompt_tokens += sum(len(r.prompt_ids) for r in rollouts)
@@ -129,22 +147,35 @@ def collect(policy: object, task: Task, rc: RLConfig, seed: int, step: int, judg
     return out
 
 
-def learned_scores(judge: Judge, problems: Sequence[Problem], rollouts: Sequence[Rollout], n: int) -> list[float]:
+def learned_scores(
+    judge: Judge, problems: Sequence[Problem], rollouts: Sequence[Rollout], n: int
+) -> list[float]:
     """The judge's overall score of each completion (rollouts problem-major, n per problem)."""
-    return score_solutions(judge, [problems[i // n].prompt for i in range(len(rollouts))], [r.text for r in rollouts])
+    return score_solutions(
+        judge, [problems[i // n].prompt for i in range(len(rollouts))], [r.text for r in rollouts]
+    )
 
 
-def judge_group(task: Task, rc: RLConfig, problem: Problem, rollouts: Sequence[Rollout],
-                learned: Sequence[float] | None = None) -> Group:
+def judge_group(
+    task: Task,
+    rc: RLConfig,
+    problem: Problem,
+    rollouts: Sequence[Rollout],
+    learned: Sequence[float] | None = None,
+) -> Group:
     """Verdicts and reward parts of one prompt's completions (with DAPO's soft overlong penalty if asked)."""
     verdicts = [task.verify(problem, r.text) for r in rollouts]
     scores = list(learned) if learned is not None else [None] * len(rollouts)
     rewards = [score(rc.rewards, problem, r, v, s) for r, v, s in zip(rollouts, verdicts, scores)]
     if rc.overlong == "penalty":
         for r, parts in zip(rollouts, rewards):
-            parts["overlong"] = overlong_penalty(len(r.token_ids), rc.max_new_tokens, rc.overlong_buffer)
+            parts["overlong"] = overlong_penalty(
+                len(r.token_ids), rc.max_new_tokens, rc.overlong_buffer
+            )
             parts["total"] += parts["overlong"]
-    return Group(problem, list(rollouts), verdicts, rewards, list(learned) if learned is not None else None)
+    return Group(
+        problem, list(rollouts), verdicts, rewards, list(learned) if learned is not None else None
+    )
 
 
 def make_batch(groups: Sequence[Group], pad_id: int, mask_truncated: bool = False) -> Batch:
@@ -167,5 +198,18 @@ def make_batch(groups: Sequence[Group], pad_id: int, mask_truncated: bool = Fals
     rewards = torch.tensor([t for g in groups for t in g.totals], dtype=torch.float32)
     lengths = torch.tensor([len(r.token_ids) for r in rollouts])
     firsts = torch.tensor([i * len(g.rollouts) for i, g in enumerate(groups)])  # one row per group
-    group = torch.arange(len(groups)).repeat_interleave(torch.tensor([len(g.rollouts) for g in groups]))
-    return Batch(ids, attn, ids[:, w:], tmask, cmask, lengths, rewards, ids[firsts, :w], attn[firsts, :w], group)
+    group = torch.arange(len(groups)).repeat_interleave(
+        torch.tensor([len(g.rollouts) for g in groups])
+    )
+    return Batch(
+        ids,
+        attn,
+        ids[:, w:],
+        tmask,
+        cmask,
+        lengths,
+        rewards,
+        ids[firsts, :w],
+        attn[firsts, :w],
+        group,
+    )

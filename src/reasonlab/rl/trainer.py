@@ -26,30 +26,43 @@ import copy
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
-from reasonlab.checkpointing import TrainState, latest_state, save_state
 from reasonlab.config import RLConfig, RunConfig
 from reasonlab.errors import ConfigError
 from reasonlab.judges.base import Judge
 from reasonlab.judges.models import find_judge, load_judge
 from reasonlab.models import Policy, load_policy, module_device
-from reasonlab.models.grouped import grouped_completion_logits
-from reasonlab.models.transformer import Transformer
-from reasonlab.pretrain import make_optimizer
-from reasonlab.rl.advantages import AdvantageInputs, AdvantageParams, get_advantage, needs_groups, needs_values
+from reasonlab.rl.advantages import (
+    AdvantageInputs,
+    AdvantageParams,
+    get_advantage,
+    needs_groups,
+    needs_values,
+)
 from reasonlab.rl.critic import Critic
-from reasonlab.rl.losses import (aggregation_weights, approx_kl, entropy_from_logits, get_aggregation,
-                                 get_kl_estimator, get_policy_loss, value_loss)
-from reasonlab.rl.rewards import check_rewards
+from reasonlab.rl.losses import (
+    aggregation_weights,
+    approx_kl,
+    entropy_from_logits,
+    get_aggregation,
+    get_kl_estimator,
+    get_policy_loss,
+    value_loss,
+)
 from reasonlab.rl.metrics import rollout_metrics
+from reasonlab.rl.rewards import check_rewards
 from reasonlab.rl.rollouts import Batch, Collected, collect, make_batch, round_seed
+from reasonlab.sampling import check_fits
 from reasonlab.tasks import Task, get_task
-from reasonlab.tracking import MetricsLogger, truncate_after
+from reasonlab.training.checkpointing import TrainState, latest_state, save_state
+from reasonlab.training.optim import make_optimizer
+from reasonlab.training.tracking import MetricsLogger, truncate_after
 
 PREFIXES = ("rl/", "reward/", "hack/")  # metric names written by this stage
 
@@ -80,11 +93,15 @@ def validate_rl(cfg: RunConfig) -> None:
     check_rewards(rc.rewards, rc.judge)
     rl_task(cfg)
     if needs_groups(rc.advantage) and rc.group_size < 2:
-        raise ConfigError(f"rl.group_size: {rc.advantage} needs groups of at least 2 completions "
-                          f"(a group baseline of one sample is the sample itself), got {rc.group_size}")
+        raise ConfigError(
+            f"rl.group_size: {rc.advantage} needs groups of at least 2 completions "
+            f"(a group baseline of one sample is the sample itself), got {rc.group_size}"
+        )
     if rc.minibatches > rc.prompts_per_step:
-        raise ConfigError(f"rl.minibatches: {rc.minibatches} is more than rl.prompts_per_step "
-                          f"({rc.prompts_per_step}); a minibatch holds whole groups")
+        raise ConfigError(
+            f"rl.minibatches: {rc.minibatches} is more than rl.prompts_per_step "
+            f"({rc.prompts_per_step}); a minibatch holds whole groups"
+        )
 
 
 def rl_task(cfg: RunConfig) -> Task:
@@ -121,72 +138,120 @@ def rl_step(cfg: RunConfig, learner: Learner, task: Task, step: int) -> dict[str
     if not collected.groups:  # every group had equal rewards: no signal, no update
         return {**metrics, **_timing(collected, 0.0, t0, metrics["rl/completion_tokens"])}
     t = time.perf_counter()
-    batch = make_batch(collected.groups, learner.policy.tokenizer.pad_id, mask_truncated=rc.overlong == "mask")
+    batch = make_batch(
+        collected.groups, learner.policy.tokenizer.pad_id, mask_truncated=rc.overlong == "mask"
+    )
     batch = batch.to(module_device(learner.policy))
     # 3. what stays fixed during the updates: old / reference logprobs, values, advantages
     on_policy = rc.num_iterations == 1 and rc.minibatches == 1
     kl_reward = rc.beta > 0 and rc.kl_in == "reward"
-    old_logp = None if on_policy and not kl_reward else _logprobs(learner.policy, batch, rc.temperature)
+    old_logp = (
+        None if on_policy and not kl_reward else _logprobs(learner.policy, batch, rc.temperature)
+    )
     monitor = rc.kl_monitor_every > 0 and (step + 1) % rc.kl_monitor_every == 0
-    ref_logp = _logprobs(learner.reference, batch, rc.temperature) if rc.beta > 0 or monitor else None
+    ref_logp = (
+        _logprobs(learner.reference, batch, rc.temperature) if rc.beta > 0 or monitor else None
+    )
     old_values = _values(learner.critic, batch) if learner.critic else None
     token_rewards = place_rewards(batch, rc, ref_logp if kl_reward else None, old_logp)
     inputs = AdvantageInputs(token_rewards, batch.token_mask, rc.group_size, old_values)
-    advantages, returns = get_advantage(rc.advantage)(inputs, AdvantageParams(rc.std_scaling, rc.gamma, rc.lam))
+    advantages, returns = get_advantage(rc.advantage)(
+        inputs, AdvantageParams(rc.std_scaling, rc.gamma, rc.lam)
+    )
     # 4. num_iterations passes of minibatch updates
     stats: list[dict[str, float]] = []
     for iteration in range(rc.num_iterations):
-        for rows in minibatch_rows(len(collected.groups), rc.group_size, rc.minibatches,
-                                   round_seed(cfg.seed, step, 1000 + iteration)):
+        for rows in minibatch_rows(
+            len(collected.groups),
+            rc.group_size,
+            rc.minibatches,
+            round_seed(cfg.seed, step, 1000 + iteration),
+        ):
             stats.append(policy_update(learner, batch, rows, advantages, old_logp, ref_logp, rc))
             if learner.critic is not None:
                 stats[-1].update(critic_update(learner, batch, rows, returns, old_values, rc))
     metrics.update({k: sum(s[k] for s in stats) / len(stats) for k in stats[0]})
-    return {**metrics, **_timing(collected, time.perf_counter() - t, t0, metrics["rl/completion_tokens"])}
+    return {
+        **metrics,
+        **_timing(collected, time.perf_counter() - t, t0, metrics["rl/completion_tokens"]),
+    }
 
 
-def place_rewards(batch: Batch, rc: RLConfig, ref_logp: torch.Tensor | None,
-                  logp: torch.Tensor | None) -> torch.Tensor:
+def place_rewards(
+    batch: Batch, rc: RLConfig, ref_logp: torch.Tensor | None, logp: torch.Tensor | None
+) -> torch.Tensor:
     """Token rewards (B, L): the sequence reward on its last token, minus beta x KL(policy, reference)
     per token when `ref_logp` is given (the KL penalty in the reward)."""
-    last = torch.nn.functional.one_hot(batch.lengths - 1, batch.token_mask.shape[1]).float()  # (B, L)
+    last = torch.nn.functional.one_hot(
+        batch.lengths - 1, batch.token_mask.shape[1]
+    ).float()  # (B, L)
     token_rewards = last * batch.rewards[:, None]  # (B, L)
     if ref_logp is not None and logp is not None:
-        token_rewards = token_rewards - rc.beta * get_kl_estimator(rc.kl_estimator)(logp, ref_logp) * batch.token_mask
+        token_rewards = (
+            token_rewards
+            - rc.beta * get_kl_estimator(rc.kl_estimator)(logp, ref_logp) * batch.token_mask
+        )
     return token_rewards
 
 
-def policy_update(learner: Learner, batch: Batch, rows: torch.Tensor, advantages: torch.Tensor,
-                  old_logp: torch.Tensor | None, ref_logp: torch.Tensor | None, rc: RLConfig) -> dict[str, float]:
+def policy_update(
+    learner: Learner,
+    batch: Batch,
+    rows: torch.Tensor,
+    advantages: torch.Tensor,
+    old_logp: torch.Tensor | None,
+    ref_logp: torch.Tensor | None,
+    rc: RLConfig,
+) -> dict[str, float]:
     """One optimizer step of the policy on the sequences `rows` (in micro-batches when configured)."""
     learner.optimizer.zero_grad(set_to_none=True)
     totals: dict[str, float] = {}
-    for chunk, aggregate in micro_batches(rows, batch, rc.micro_batch_size, get_aggregation(rc.aggregation),
-                                          rc.max_new_tokens):
-        loss, sums = _policy_loss(learner, batch, chunk, aggregate, advantages, old_logp, ref_logp, rc)
+    for chunk, aggregate in micro_batches(
+        rows, batch, rc.micro_batch_size, get_aggregation(rc.aggregation), rc.max_new_tokens
+    ):
+        loss, sums = _policy_loss(
+            learner, batch, chunk, aggregate, advantages, old_logp, ref_logp, rc
+        )
         _backward(loss)
         for k, v in {"rl/loss": loss.item(), **sums}.items():
             totals[k] = totals.get(k, 0.0) + v
     grad_norm = _step(learner.policy.module, learner.optimizer, rc.grad_clip)
     tokens = max(totals.pop("tokens"), 1.0)
-    return {"rl/loss": totals.pop("rl/loss"), "rl/grad_norm": grad_norm, **{k: v / tokens for k, v in totals.items()}}
+    return {
+        "rl/loss": totals.pop("rl/loss"),
+        "rl/grad_norm": grad_norm,
+        **{k: v / tokens for k, v in totals.items()},
+    }
 
 
-def _policy_loss(learner: Learner, batch: Batch, rows: torch.Tensor, aggregate: Callable, advantages: torch.Tensor,
-                 old_logp: torch.Tensor | None, ref_logp: torch.Tensor | None,
-                 rc: RLConfig) -> tuple[torch.Tensor, dict[str, float]]:
+def _policy_loss(
+    learner: Learner,
+    batch: Batch,
+    rows: torch.Tensor,
+    aggregate: Callable,
+    advantages: torch.Tensor,
+    old_logp: torch.Tensor | None,
+    ref_logp: torch.Tensor | None,
+    rc: RLConfig,
+) -> tuple[torch.Tensor, dict[str, float]]:
     """The policy loss of the sequences `rows`, and masked sums of the monitored quantities."""
     logits = completion_logits(learner.policy, batch, rows).float() / rc.temperature  # (b, L, V)
-    logp = logits.log_softmax(-1).gather(-1, batch.completion_ids[rows, :, None]).squeeze(-1)  # (b, L)
+    logp = (
+        logits.log_softmax(-1).gather(-1, batch.completion_ids[rows, :, None]).squeeze(-1)
+    )  # (b, L)
     mask = batch.completion_mask[rows]
     old = logp.detach() if old_logp is None else old_logp[rows]
-    per_token, clipped = get_policy_loss(rc.policy_loss)(logp, old, advantages[rows], mask,
-                                                          rc.epsilon_low, rc.epsilon_high)
+    per_token, clipped = get_policy_loss(rc.policy_loss)(
+        logp, old, advantages[rows], mask, rc.epsilon_low, rc.epsilon_high
+    )
     loss = aggregate(per_token, mask, rc.max_new_tokens)
     entropy = entropy_from_logits(logits if rc.entropy_coef > 0 else logits.detach())  # (b, L)
-    sums = {"tokens": float(mask.sum()), "rl/clip_frac": _masked_sum(clipped.float(), mask),
-            "rl/approx_kl": _masked_sum(approx_kl(logp.detach(), old), mask),
-            "rl/entropy": _masked_sum(entropy.detach(), mask)}
+    sums = {
+        "tokens": float(mask.sum()),
+        "rl/clip_frac": _masked_sum(clipped.float(), mask),
+        "rl/approx_kl": _masked_sum(approx_kl(logp.detach(), old), mask),
+        "rl/entropy": _masked_sum(entropy.detach(), mask),
+    }
     if ref_logp is not None:
         kl = get_kl_estimator(rc.kl_estimator)(logp, ref_logp[rows])  # (b, L)
         sums["rl/kl_ref"] = _masked_sum(kl.detach(), mask)
@@ -197,14 +262,23 @@ def _policy_loss(learner: Learner, batch: Batch, rows: torch.Tensor, aggregate: 
     return loss, sums
 
 
-def critic_update(learner: Learner, batch: Batch, rows: torch.Tensor, returns: torch.Tensor,
-                  old_values: torch.Tensor, rc: RLConfig) -> dict[str, float]:
+def critic_update(
+    learner: Learner,
+    batch: Batch,
+    rows: torch.Tensor,
+    returns: torch.Tensor,
+    old_values: torch.Tensor,
+    rc: RLConfig,
+) -> dict[str, float]:
     """One optimizer step of the critic (PPO's value loss, clipped around the values at sampling time)."""
     learner.critic_optimizer.zero_grad(set_to_none=True)
     total, value_sum, tokens = 0.0, 0.0, 0.0
-    for chunk, aggregate in micro_batches(rows, batch, rc.micro_batch_size, get_aggregation("token_mean"),
-                                          rc.max_new_tokens):
-        values = batch.completion_slice(learner.critic(batch.input_ids[chunk], batch.attention_mask[chunk]))  # (b, L)
+    for chunk, aggregate in micro_batches(
+        rows, batch, rc.micro_batch_size, get_aggregation("token_mean"), rc.max_new_tokens
+    ):
+        values = batch.completion_slice(
+            learner.critic(batch.input_ids[chunk], batch.attention_mask[chunk])
+        )  # (b, L)
         mask = batch.completion_mask[chunk]
         per_token = value_loss(values, old_values[chunk], returns[chunk], mask, rc.value_clip)
         loss = rc.vf_coef * aggregate(per_token, mask, rc.max_new_tokens)
@@ -216,16 +290,19 @@ def critic_update(learner: Learner, batch: Batch, rows: torch.Tensor, returns: t
     return {"rl/value_loss": total, "rl/value_mean": value_sum / max(tokens, 1.0)}
 
 
-def micro_batches(rows: torch.Tensor, batch: Batch, size: int | None, aggregate: Callable,
-                  constant: int) -> list[tuple[torch.Tensor, Callable]]:
+def micro_batches(
+    rows: torch.Tensor, batch: Batch, size: int | None, aggregate: Callable, constant: int
+) -> list[tuple[torch.Tensor, Callable]]:
     """Split `rows` into micro-batches of `size` sequences, each with the aggregation that makes the
     sum of their losses (and gradients) equal the whole minibatch's: a linear aggregation is a
     weighted sum of the per-token losses, with weights set by the whole minibatch's mask."""
     if size is None or size >= len(rows):
         return [(rows, aggregate)]
     weights = aggregation_weights(aggregate, batch.completion_mask[rows], constant)  # (b, L)
-    return [(chunk, lambda per_token, mask, c, w=w: (w * per_token).sum())
-            for chunk, w in zip(rows.split(size), weights.split(size))]
+    return [
+        (chunk, lambda per_token, mask, c, w=w: (w * per_token).sum())
+        for chunk, w in zip(rows.split(size), weights.split(size))
+    ]
 
 
 def _backward(loss: torch.Tensor) -> None:
@@ -245,7 +322,9 @@ def _step(module: torch.nn.Module, optimizer: torch.optim.Optimizer, clip: float
     return grad_norm
 
 
-def minibatch_rows(n_groups: int, group_size: int, minibatches: int, seed: int) -> list[torch.Tensor]:
+def minibatch_rows(
+    n_groups: int, group_size: int, minibatches: int, seed: int
+) -> list[torch.Tensor]:
     """Row indices of each minibatch: whole groups, shuffled by `seed` (one minibatch: all rows in order)."""
     if minibatches == 1:
         return [torch.arange(n_groups * group_size)]
@@ -255,12 +334,17 @@ def minibatch_rows(n_groups: int, group_size: int, minibatches: int, seed: int) 
 
 
 def completion_logits(policy: Policy, batch: Batch, rows: torch.Tensor) -> torch.Tensor:
-    """Logits (b, L, V) predicting the completion tokens of sequences `rows`; a tiny transformer
-    computes each group's prompt once (models/grouped.py), any other policy runs [prompt | completion]."""
-    if isinstance(policy.module, Transformer):
-        prompt_ids, prompt_mask, group = batch.prompts_of(rows)
-        return grouped_completion_logits(policy.module, prompt_ids, prompt_mask, batch.completion_ids[rows], group)
-    return batch.completion_slice(policy.logits(batch.input_ids[rows], batch.attention_mask[rows]))
+    """Logits (b, L, V) predicting the completion tokens of sequences `rows` (`Policy.completion_logits`:
+    a tiny transformer computes each group's prompt once, models/grouped.py; a Hugging Face model runs
+    [prompt | completion])."""
+    prompt_ids, prompt_mask, group = batch.prompts_of(rows)
+    return policy.completion_logits(
+        prompt_ids,
+        prompt_mask,
+        batch.completion_ids[rows],
+        batch.attention_mask[rows, batch.prompt_width :],
+        group,
+    )
 
 
 @torch.no_grad()
@@ -279,23 +363,25 @@ def _masked_sum(x: torch.Tensor, mask: torch.Tensor) -> float:
     return float((x * mask).sum())
 
 
-def _timing(collected: Collected, update_s: float, t0: float, completion_tokens: int) -> dict[str, float]:
+def _timing(
+    collected: Collected, update_s: float, t0: float, completion_tokens: int
+) -> dict[str, float]:
     step_s = time.perf_counter() - t0
-    return {"rl/sample_s": collected.sample_s, "rl/judge_s": collected.judge_s, "rl/update_s": update_s,
-            "rl/step_s": step_s, "rl/tokens_per_s": completion_tokens / step_s}
+    return {
+        "rl/sample_s": collected.sample_s,
+        "rl/judge_s": collected.judge_s,
+        "rl/update_s": update_s,
+        "rl/step_s": step_s,
+        "rl/tokens_per_s": completion_tokens / step_s,
+    }
 
 
 def check_base(cfg: RunConfig, policy: Policy, task: Task) -> None:
-    """The base must read the task's prompts and hold prompt + max_new_tokens positions."""
-    probe = task.sample("train", 64, cfg.seed)
-    try:
-        longest = max(len(policy.tokenizer.encode(p.prompt)) for p in probe) + 1
-    except (ValueError, KeyError) as err:
-        raise ConfigError(f"task {task.name!r}: the base model's tokenizer cannot encode its prompts ({err})") from None
-    max_len = getattr(getattr(policy, "config", None), "max_seq_len", None)
-    if max_len is not None and longest + cfg.rl.max_new_tokens > max_len:
-        raise ConfigError(f"rl.max_new_tokens: {cfg.rl.max_new_tokens} + prompts of {longest} tokens exceed "
-                          f"the base model's max_seq_len {max_len}")
+    """The base must read the task's prompts and hold prompt + max_new_tokens positions
+    (sampling.check_fits, on 64 training problems)."""
+    check_fits(
+        policy, task.sample("train", 64, cfg.seed), cfg.rl.max_new_tokens, "rl.max_new_tokens"
+    )
 
 
 def prepare_policy(cfg: RunConfig, policy: Policy) -> None:
@@ -303,18 +389,28 @@ def prepare_policy(cfg: RunConfig, policy: Policy) -> None:
     sampler, whose engine serves the saved weights and would not see the updates."""
     hc = cfg.hf
     if getattr(policy, "sampler", "builtin") == "vllm":
-        raise ConfigError("hf.sampler: vllm serves the saved weights and does not see RL updates; "
-                          "use builtin or hf for RL (vllm for evaluation)")
+        raise ConfigError(
+            "hf.sampler: vllm serves the saved weights and does not see RL updates; "
+            "use builtin or hf for RL (vllm for evaluation)"
+        )
     if hc.lora_r > 0:
         if not hasattr(policy, "enable_lora"):
-            raise ConfigError("hf.lora_r: LoRA is available for Hugging Face models; the tiny model trains in full")
+            raise ConfigError(
+                "hf.lora_r: LoRA is available for Hugging Face models; the tiny model trains in full"
+            )
         if not getattr(policy, "lora", False):
-            policy.enable_lora(hc.lora_r, hc.lora_alpha, hc.lora_dropout, hc.lora_targets, seed=cfg.seed)
+            policy.enable_lora(
+                hc.lora_r, hc.lora_alpha, hc.lora_dropout, hc.lora_targets, seed=cfg.seed
+            )
 
 
-def train_rl(cfg: RunConfig, run_dir: Path, base_dir: Path,
-             on_step: Callable[[int, int, dict[str, Any]], None] | None = None,
-             policy: Policy | None = None) -> Policy:
+def train_rl(
+    cfg: RunConfig,
+    run_dir: Path,
+    base_dir: Path,
+    on_step: Callable[[int, int, dict[str, Any]], None] | None = None,
+    policy: Policy | None = None,
+) -> Policy:
     """RL from the policy in `base_dir` (or `policy`, that base already loaded: it is trained in place),
     in `run_dir` (resumes from checkpoints/rl); saves run_dir/rl."""
     rc = cfg.rl
@@ -322,7 +418,9 @@ def train_rl(cfg: RunConfig, run_dir: Path, base_dir: Path,
     policy = policy if policy is not None else load_policy(base_dir, options=cfg.hf.model_dump())
     check_base(cfg, policy, task)
     prepare_policy(cfg, policy)
-    learner = make_learner(cfg, policy)  # a reference, when one is needed, is copied before resuming
+    learner = make_learner(
+        cfg, policy
+    )  # a reference, when one is needed, is copied before resuming
     if rc.judge is not None:
         learner.judge = load_judge(find_judge(rc.judge, run_dir, base_dir.parent))
         if learner.judge.tokenizer.to_dict() != policy.tokenizer.to_dict():
@@ -337,8 +435,16 @@ def train_rl(cfg: RunConfig, run_dir: Path, base_dir: Path,
             try:
                 row = rl_step(cfg, learner, task, step)
             except Diverged as err:
-                last = (ckpt_dir / "latest").read_text().strip() if (ckpt_dir / "latest").is_file() else None
-                kept = f"the last good checkpoint is {ckpt_dir / last}" if last else "no RL checkpoint was written yet"
+                last = (
+                    (ckpt_dir / "latest").read_text().strip()
+                    if (ckpt_dir / "latest").is_file()
+                    else None
+                )
+                kept = (
+                    f"the last good checkpoint is {ckpt_dir / last}"
+                    if last
+                    else "no RL checkpoint was written yet"
+                )
                 raise Diverged(f"RL diverged at step {step + 1} ({err}); {kept}") from None
             row["rl/lr"] = learner.optimizer.param_groups[0]["lr"]
             log.log(row, step=step + 1)

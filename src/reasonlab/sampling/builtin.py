@@ -18,8 +18,8 @@ sampled from (greedy: log-softmax of the raw logits). Usage:
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -52,7 +52,9 @@ def generate(
     """Sample `n` completions of every problem's prompt (`tokenizer.encode_prompt`); problem-major order."""
     check_args(n, max_new_tokens, temperature, top_p, stop, batch_size)
     tok = policy.tokenizer
-    params = _Params(max_new_tokens, float(temperature), float(top_p), tuple(stop), eos_ids(tok), tok.pad_id)
+    params = _Params(
+        max_new_tokens, float(temperature), float(top_p), tuple(stop), eos_ids(tok), tok.pad_id
+    )
     prompts = [tuple(tok.encode_prompt(p.prompt)) for p in problems]
     rows = [i for i in range(len(problems)) for _ in range(n)]  # problem index of each sequence
     device = module_device(policy)
@@ -67,11 +69,14 @@ def generate(
             for lo in range(0, len(rows), batch_size):
                 chunk = rows[lo : lo + batch_size]
                 # float32 draws (< 1 - 2^-24) held in float64, see sample_step
-                uniforms = torch.rand(len(chunk), max_new_tokens, generator=generator).to(device, torch.float64)
+                uniforms = torch.rand(len(chunk), max_new_tokens, generator=generator).to(
+                    device, torch.float64
+                )
                 batch_prompts = [prompts[i] for i in chunk]
                 results = _generate_batch(policy, batch_prompts, uniforms, params, triggers)
                 out.extend(
-                    Rollout(problems[i].id, prompt, *res) for i, prompt, res in zip(chunk, batch_prompts, results)
+                    Rollout(problems[i].id, prompt, *res)
+                    for i, prompt, res in zip(chunk, batch_prompts, results)
                 )
     finally:
         module.train(was_training)
@@ -83,8 +88,14 @@ def eos_ids(tokenizer: object) -> tuple[int, ...]:
     return tuple(getattr(tokenizer, "eos_ids", None) or (tokenizer.eos_id,))
 
 
-def check_args(n: int, max_new_tokens: int, temperature: float, top_p: float, stop: Sequence[str],
-                batch_size: int) -> None:
+def check_args(
+    n: int,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    stop: Sequence[str],
+    batch_size: int,
+) -> None:
     if n < 1 or max_new_tokens < 1 or batch_size < 1:
         raise ValueError("n, max_new_tokens and batch_size must be at least 1")
     if temperature < 0 or not 0 < top_p <= 1:
@@ -93,11 +104,17 @@ def check_args(n: int, max_new_tokens: int, temperature: float, top_p: float, st
         raise ValueError("stop must be a sequence of non-empty strings")
 
 
-def _stop_triggers(policy: Policy, stop: tuple[str, ...], device: torch.device) -> torch.Tensor | None:
+def _stop_triggers(
+    policy: Policy, stop: tuple[str, ...], device: torch.device
+) -> torch.Tensor | None:
     """Ids whose text contains the last character of some stop string: only they can complete one."""
     if not stop:
         return None
-    return torch.tensor(_trigger_ids(policy.tokenizer, frozenset(s[-1] for s in stop)), dtype=torch.long, device=device)
+    return torch.tensor(
+        _trigger_ids(policy.tokenizer, frozenset(s[-1] for s in stop)),
+        dtype=torch.long,
+        device=device,
+    )
 
 
 @functools.lru_cache(maxsize=16)
@@ -106,8 +123,9 @@ def _trigger_ids(tok: object, ends: frozenset[str]) -> tuple[int, ...]:
     return tuple(i for i in range(tok.vocab_size) if any(c in tok.decode([i]) for c in ends))
 
 
-def _left_pad(prompts: list[tuple[int, ...]], pad_id: int, extra: int, device: torch.device
-              ) -> tuple[torch.Tensor, torch.Tensor]:
+def _left_pad(
+    prompts: list[tuple[int, ...]], pad_id: int, extra: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """ids (B, P) left-padded and a mask (B, P + extra) that is 1 on prompt tokens and all new ones."""
     width = max(len(p) for p in prompts)
     ids = [[pad_id] * (width - len(p)) + list(p) for p in prompts]
@@ -115,8 +133,9 @@ def _left_pad(prompts: list[tuple[int, ...]], pad_id: int, extra: int, device: t
     return torch.tensor(ids, device=device), torch.tensor(mask, device=device)
 
 
-def sample_step(logits: torch.Tensor, u: torch.Tensor, temperature: float, top_p: float
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_step(
+    logits: torch.Tensor, u: torch.Tensor, temperature: float, top_p: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Pick one token per row of logits (B, V) with uniforms u (B,): (tokens (B,), logprobs (B,))."""
     if temperature == 0.0:
         logp = torch.log_softmax(logits.float(), dim=-1)  # (B, V)
@@ -129,7 +148,9 @@ def sample_step(logits: torch.Tensor, u: torch.Tensor, temperature: float, top_p
         cdf = logp.exp().cumsum(dim=-1, dtype=torch.float64)  # (B, V)
         # u < 1 - 2^-24 (a float32 draw), so u * total < total in float64: the search never runs off the end
         target = u.to(torch.float64)[:, None] * cdf[:, -1:]  # (B, 1)
-        tokens = torch.searchsorted(cdf, target, right=True).squeeze(-1).clamp_max_(logits.shape[-1] - 1)
+        tokens = (
+            torch.searchsorted(cdf, target, right=True).squeeze(-1).clamp_max_(logits.shape[-1] - 1)
+        )
     return tokens, logp.gather(-1, tokens[:, None]).squeeze(-1)
 
 
@@ -137,13 +158,21 @@ def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     """Set to -inf every logit outside the smallest top set whose probability reaches top_p: (B, V)."""
     sorted_logits, order = logits.sort(dim=-1, descending=True, stable=True)  # (B, V)
     probs = sorted_logits.softmax(dim=-1)
-    drop_sorted = (probs.cumsum(dim=-1) - probs) >= top_p  # mass before the token already reaches top_p
+    drop_sorted = (
+        probs.cumsum(dim=-1) - probs
+    ) >= top_p  # mass before the token already reaches top_p
     drop = torch.empty_like(drop_sorted).scatter_(-1, order, drop_sorted)
     return logits.masked_fill(drop, float("-inf"))
 
 
-def _check_stops(policy: Policy, tokens: torch.Tensor, rows: list[int], t: int, stop: tuple[str, ...],
-                 stop_at: dict[int, tuple[int, str]]) -> list[int]:
+def _check_stops(
+    policy: Policy,
+    tokens: torch.Tensor,
+    rows: list[int],
+    t: int,
+    stop: tuple[str, ...],
+    stop_at: dict[int, tuple[int, str]],
+) -> list[int]:
     """Rows whose completion now contains a stop string; records (length, cut text) in stop_at."""
     hit = []
     for r in rows:
@@ -155,8 +184,13 @@ def _check_stops(policy: Policy, tokens: torch.Tensor, rows: list[int], t: int, 
     return hit
 
 
-def _generate_batch(policy: Policy, prompts: list[tuple[int, ...]], uniforms: torch.Tensor, params: _Params,
-                    triggers: torch.Tensor | None) -> list[tuple]:
+def _generate_batch(
+    policy: Policy,
+    prompts: list[tuple[int, ...]],
+    uniforms: torch.Tensor,
+    params: _Params,
+    triggers: torch.Tensor | None,
+) -> list[tuple]:
     """Decode one batch; returns per row (token_ids, text, logprobs, mask, finish_reason)."""
     steps_max, device = params.max_new_tokens, uniforms.device
     ids, mask = _left_pad(prompts, params.pad_id, steps_max, device)  # (B, P), (B, P + L)
@@ -182,12 +216,21 @@ def _generate_batch(policy: Policy, prompts: list[tuple[int, ...]], uniforms: to
             steps = t + 1
             break
         logits = policy.decode_step(tok[:, None], mask[:, : width + t + 1], cache)[:, -1]  # (B, V)
-    return [finish_row(policy, tok_row, lp_row, stop_at.get(r), params.eos_ids)
-            for r, (tok_row, lp_row) in enumerate(zip(tokens[:, :steps].tolist(), logps[:, :steps].tolist()))]
+    return [
+        finish_row(policy, tok_row, lp_row, stop_at.get(r), params.eos_ids)
+        for r, (tok_row, lp_row) in enumerate(
+            zip(tokens[:, :steps].tolist(), logps[:, :steps].tolist())
+        )
+    ]
 
 
-def finish_row(policy: Policy, token_ids: list[int], logprobs: list[float], stopped: tuple[int, str] | None,
-               eos: tuple[int, ...]) -> tuple:
+def finish_row(
+    policy: Policy,
+    token_ids: list[int],
+    logprobs: list[float],
+    stopped: tuple[int, str] | None,
+    eos: tuple[int, ...],
+) -> tuple:
     """Cut one row at its EOS or stop string: (token_ids, text, logprobs, mask, finish_reason)."""
     eos_at = next((i + 1 for i, t in enumerate(token_ids) if t in eos), None)
     if stopped is not None and (eos_at is None or stopped[0] < eos_at):

@@ -13,18 +13,28 @@ results depend on the batch size. Usage (`hf.sampler: hf` in a config selects it
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
-from reasonlab.models.base import module_device
+from reasonlab.models.base import Policy, module_device
 from reasonlab.sampling.builtin import check_args, eos_ids, finish_row
 from reasonlab.types import Problem, Rollout
 
 
-def generate(policy: Any, problems: Sequence[Problem], n: int, seed: int, *, max_new_tokens: int = 64,
-             temperature: float = 1.0, top_p: float = 1.0, stop: Sequence[str] = (), batch_size: int = 256
-             ) -> list[Rollout]:
+def generate(
+    policy: Policy,
+    problems: Sequence[Problem],
+    n: int,
+    seed: int,
+    *,
+    max_new_tokens: int = 64,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    stop: Sequence[str] = (),
+    batch_size: int = 256,
+) -> list[Rollout]:
     """Sample `n` completions of every problem's prompt with `policy.module.generate`; problem-major."""
     check_args(n, max_new_tokens, temperature, top_p, stop, batch_size)
     tok = policy.tokenizer
@@ -32,8 +42,13 @@ def generate(policy: Any, problems: Sequence[Problem], n: int, seed: int, *, max
     rows = [i for i in range(len(problems)) for _ in range(n)]
     device = module_device(policy)
     eos = eos_ids(tok)
-    kwargs: dict[str, Any] = dict(max_new_tokens=max_new_tokens, eos_token_id=list(eos), pad_token_id=tok.pad_id,
-                                  return_dict_in_generate=True, output_scores=True)
+    kwargs: dict[str, Any] = dict(
+        max_new_tokens=max_new_tokens,
+        eos_token_id=list(eos),
+        pad_token_id=tok.pad_id,
+        return_dict_in_generate=True,
+        output_scores=True,
+    )
     if temperature > 0:
         kwargs.update(do_sample=True, temperature=float(temperature), top_p=float(top_p), top_k=0)
     else:
@@ -49,28 +64,48 @@ def generate(policy: Any, problems: Sequence[Problem], n: int, seed: int, *, max
             chunk = rows[lo : lo + batch_size]
             batch = [prompts[i] for i in chunk]
             width = max(map(len, batch))
-            ids = torch.tensor([[tok.pad_id] * (width - len(p)) + list(p) for p in batch], device=device)
-            mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch], device=device)
-            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.inference_mode():
+            ids = torch.tensor(
+                [[tok.pad_id] * (width - len(p)) + list(p) for p in batch], device=device
+            )
+            mask = torch.tensor(
+                [[0] * (width - len(p)) + [1] * len(p) for p in batch], device=device
+            )
+            with (
+                torch.random.fork_rng(devices=[device] if device.type == "cuda" else []),
+                torch.inference_mode(),
+            ):
                 torch.manual_seed(seed * 1_000_003 + b)
                 res = module.generate(input_ids=ids, attention_mask=mask, **kwargs)
             new = res.sequences[:, width:]  # (B, L)
             logp = torch.stack([s.float().log_softmax(-1) for s in res.scores], 1)  # (B, L, V)
             token_logp = logp.gather(-1, new[..., None]).squeeze(-1)  # (B, L)
             for r, i in enumerate(chunk):
-                out.append(Rollout(problems[i].id, batch[r],
-                                   *_row(policy, new[r].tolist(), token_logp[r].tolist(), stop, eos)))
+                out.append(
+                    Rollout(
+                        problems[i].id,
+                        batch[r],
+                        *_row(policy, new[r].tolist(), token_logp[r].tolist(), stop, eos),
+                    )
+                )
     finally:
         module.train(was_training)
     return out
 
 
-def _row(policy: Any, token_ids: list[int], logprobs: list[float], stop: Sequence[str], eos: tuple[int, ...]) -> tuple:
+def _row(
+    policy: Policy,
+    token_ids: list[int],
+    logprobs: list[float],
+    stop: Sequence[str],
+    eos: tuple[int, ...],
+) -> tuple:
     """One generated row, cut as the builtin sampler cuts it (EOS, stop string or length)."""
     end = next((j + 1 for j, t in enumerate(token_ids) if t in eos), len(token_ids))
     stopped = None
     whole = policy.tokenizer.decode(token_ids[:end]) if stop else ""
-    for j in range(1, end + 1) if any(s in whole for s in stop) else ():  # the first prefix holding a stop string
+    for j in (
+        range(1, end + 1) if any(s in whole for s in stop) else ()
+    ):  # the first prefix holding a stop string
         text = policy.tokenizer.decode(token_ids[:j])
         hits = [text.find(s) + len(s) for s in stop if s in text]
         if hits:

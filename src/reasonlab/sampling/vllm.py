@@ -14,32 +14,49 @@ Usage:
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from reasonlab.errors import ConfigError
+from reasonlab.models.base import Policy
 from reasonlab.sampling.builtin import check_args, eos_ids
 from reasonlab.types import Problem, Rollout
 
 
-def _engine(policy: Any) -> Any:
+def _engine(policy: Policy) -> Any:
     engine = getattr(policy, "_vllm_engine", None)
     if engine is not None:
         return engine
     try:
         from vllm import LLM
     except ImportError:
-        raise ConfigError("hf.sampler: vllm is not installed (pip install 'reasonlab[vllm]', GPUs only)") from None
+        raise ConfigError(
+            "hf.sampler: vllm is not installed (pip install 'reasonlab[vllm]', GPUs only)"
+        ) from None
     if getattr(policy, "path", None) is None:
         raise ConfigError("hf.sampler: vllm needs a policy loaded from a Hugging Face model folder")
     dtype = str(next(policy.module.parameters()).dtype).removeprefix("torch.")
-    engine = LLM(model=str(policy.path), dtype=dtype, gpu_memory_utilization=getattr(policy, "gpu_memory", 0.5))
+    engine = LLM(
+        model=str(policy.path),
+        dtype=dtype,
+        gpu_memory_utilization=getattr(policy, "gpu_memory", 0.5),
+    )
     policy._vllm_engine = engine
     return engine
 
 
-def generate(policy: Any, problems: Sequence[Problem], n: int, seed: int, *, max_new_tokens: int = 64,
-             temperature: float = 1.0, top_p: float = 1.0, stop: Sequence[str] = (), batch_size: int = 256
-             ) -> list[Rollout]:
+def generate(
+    policy: Policy,
+    problems: Sequence[Problem],
+    n: int,
+    seed: int,
+    *,
+    max_new_tokens: int = 64,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    stop: Sequence[str] = (),
+    batch_size: int = 256,
+) -> list[Rollout]:
     """Sample `n` completions of every problem's prompt with vLLM; problem-major."""
     check_args(n, max_new_tokens, temperature, top_p, stop, batch_size)
     engine = _engine(policy)
@@ -49,10 +66,20 @@ def generate(policy: Any, problems: Sequence[Problem], n: int, seed: int, *, max
     tok = policy.tokenizer
     eos = eos_ids(tok)
     prompts = [list(tok.encode_prompt(p.prompt)) for p in problems]
-    params = SamplingParams(n=n, temperature=float(temperature), top_p=float(top_p), max_tokens=max_new_tokens,
-                            stop=list(stop) or None, stop_token_ids=list(eos), include_stop_str_in_output=True,
-                            logprobs=0, seed=seed)
-    results = engine.generate([TokensPrompt(prompt_token_ids=ids) for ids in prompts], params, use_tqdm=False)
+    params = SamplingParams(
+        n=n,
+        temperature=float(temperature),
+        top_p=float(top_p),
+        max_tokens=max_new_tokens,
+        stop=list(stop) or None,
+        stop_token_ids=list(eos),
+        include_stop_str_in_output=True,
+        logprobs=0,
+        seed=seed,
+    )
+    results = engine.generate(
+        [TokensPrompt(prompt_token_ids=ids) for ids in prompts], params, use_tqdm=False
+    )
     out: list[Rollout] = []
     for problem, ids, res in zip(problems, prompts, results):
         for c in res.outputs:
@@ -64,5 +91,15 @@ def generate(policy: Any, problems: Sequence[Problem], n: int, seed: int, *, max
                 reason = "stop"
             else:
                 reason = "eos"
-            out.append(Rollout(problem.id, tuple(ids), token_ids, c.text, logprobs, (1,) * len(token_ids), reason))
+            out.append(
+                Rollout(
+                    problem.id,
+                    tuple(ids),
+                    token_ids,
+                    c.text,
+                    logprobs,
+                    (1,) * len(token_ids),
+                    reason,
+                )
+            )
     return out

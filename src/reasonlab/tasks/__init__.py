@@ -9,11 +9,20 @@ Usage:
     task = get_task("countdown", n_numbers=4)
 """
 
-from reasonlab.tasks.base import Task, get_task, list_tasks, register_task
-from reasonlab.tasks.arithmetic import ArithmeticTask
-from reasonlab.tasks.countdown import CountdownTask
-from reasonlab.tasks.chess import ChessTask
-from reasonlab.tasks.math import MathTask
 from reasonlab.tasks import gym as _gym  # noqa: F401  (registers the gym:<dataset> family)
+from reasonlab.tasks.arithmetic import ArithmeticTask
+from reasonlab.tasks.base import Task, get_task, list_tasks, register_task
+from reasonlab.tasks.chess import ChessTask
+from reasonlab.tasks.countdown import CountdownTask
+from reasonlab.tasks.math import MathTask
 
-__all__ = ["ArithmeticTask", "ChessTask", "CountdownTask", "MathTask", "Task", "get_task", "list_tasks", "register_task"]
+__all__ = [
+    "ArithmeticTask",
+    "ChessTask",
+    "CountdownTask",
+    "MathTask",
+    "Task",
+    "get_task",
+    "list_tasks",
+    "register_task",
+]

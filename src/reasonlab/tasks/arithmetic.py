@@ -30,7 +30,7 @@ Usage:
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
 from reasonlab.errors import ConfigError
 from reasonlab.tasks.base import Task, int_knob, register_task, short_repr

@@ -19,9 +19,11 @@ import hashlib
 import inspect
 import math
 import random
-from typing import Any, Callable, ClassVar, Literal, Mapping, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Literal, TypeVar
 
 from reasonlab.errors import ConfigError, ReasonlabError
+from reasonlab.registry import Registry
 from reasonlab.types import Problem, Verdict
 
 Split = Literal["train", "test"]
@@ -169,8 +171,8 @@ class Task(abc.ABC):
 # ---------------------------------------------------------------------------------------------
 # Registry
 
-_REGISTRY: dict[str, type[Task]] = {}
-_FAMILIES: dict[str, Callable[..., Task]] = {}
+_REGISTRY: Registry[type[Task]] = Registry("task")
+_FAMILIES: Registry[Callable[..., Task]] = Registry("task family")
 T = TypeVar("T", bound=type[Task])
 
 
@@ -178,11 +180,8 @@ def register_task(name: str) -> Callable[[T], T]:
     """Class decorator: register a Task subclass under `name` (and set its `name`)."""
 
     def decorate(cls: T) -> T:
-        known = _REGISTRY.get(name)
-        if known is not None and known.__qualname__ != cls.__qualname__:
-            raise ValueError(f"task name '{name}' is already registered by {known.__qualname__}")
+        _REGISTRY.register(name, cls)
         cls.name = name
-        _REGISTRY[name] = cls
         return cls
 
     return decorate
@@ -191,7 +190,7 @@ def register_task(name: str) -> Callable[[T], T]:
 def register_family(prefix: str, factory: Callable[..., Task]) -> None:
     """Register a family of tasks named `<prefix>:<member>` (e.g. `gym:countdown`):
     `factory(member, **knobs) -> Task` builds one and validates its knobs (ConfigError otherwise)."""
-    _FAMILIES[prefix] = factory
+    _FAMILIES.register(prefix, factory)
 
 
 def list_tasks() -> list[str]:

@@ -52,8 +52,9 @@ from __future__ import annotations
 import os
 import random
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import chess
 
@@ -122,8 +123,9 @@ def load_positions(path: str, mate_in: int) -> list[tuple[str, tuple[chess.Move,
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"invalid knob positions={short_repr(path)} for task 'chess': "
-                          "no such file") from None
+        raise ConfigError(
+            f"invalid knob positions={short_repr(path)} for task 'chess': no such file"
+        ) from None
     except OSError as e:
         raise DataError(f"{path}: cannot read the positions file ({e.strerror or e})") from None
     except UnicodeDecodeError as e:
@@ -170,12 +172,16 @@ class ChessTask(Task):
         self.mate_in = int_knob(self.name, "mate_in", mate_in, 1, 2)
         self.pieces = int_knob(self.name, "pieces", pieces, 1, 16)
         if notation not in NOTATIONS:
-            raise ConfigError(f"invalid knob notation={short_repr(notation)} for task 'chess': "
-                              "must be 'san' or 'uci'")
+            raise ConfigError(
+                f"invalid knob notation={short_repr(notation)} for task 'chess': "
+                "must be 'san' or 'uci'"
+            )
         self.notation = notation
         if positions is not None and not isinstance(positions, (str, os.PathLike)):
-            raise ConfigError(f"invalid knob positions={short_repr(positions)} for task 'chess': "
-                              "must be the path of a text file of FENs, or null")
+            raise ConfigError(
+                f"invalid knob positions={short_repr(positions)} for task 'chess': "
+                "must be the path of a text file of FENs, or null"
+            )
         self.positions = None if positions is None else os.fspath(positions)
         self.rows = None if positions is None else load_positions(self.positions, self.mate_in)
         self.knobs: dict[str, Any] = {
@@ -196,8 +202,10 @@ class ChessTask(Task):
                 line = solve(board, self.mate_in)
                 if line is not None:
                     return self.problem_of(board, line)
-        raise ReasonlabError(f"task 'chess' found no mate in {self.mate_in} in {MAX_DRAWS} random "
-                             f"positions with knobs {self.knobs}; raise pieces")
+        raise ReasonlabError(
+            f"task 'chess' found no mate in {self.mate_in} in {MAX_DRAWS} random "
+            f"positions with knobs {self.knobs}; raise pieces"
+        )
 
     def problem_of(self, board: chess.Board, line: Sequence[chess.Move]) -> Problem:
         fen = short_fen(board)
@@ -241,18 +249,29 @@ class ChessTask(Task):
         for move in line[:index]:
             board.push(move)
         move = line[index]
-        free = [to for to in chess.SQUARES  # no move onto a king or its own square
-                if to != move.from_square and not board.kings & chess.BB_SQUARES[to]]
-        near = [self.move_text(board, move.from_square, to) for to in free
-                if chess.square_distance(to, move.to_square) <= 2]
+        free = [
+            to
+            for to in chess.SQUARES  # no move onto a king or its own square
+            if to != move.from_square and not board.kings & chess.BB_SQUARES[to]
+        ]
+        near = [
+            self.move_text(board, move.from_square, to)
+            for to in free
+            if chess.square_distance(to, move.to_square) <= 2
+        ]
         if self.notation == "uci":
-            other = [chess.square_name(s) + chess.square_name(move.to_square) for s in chess.SQUARES
-                     if s not in (move.from_square, move.to_square)
-                     and chess.square_distance(s, move.from_square) <= 2]
+            other = [
+                chess.square_name(s) + chess.square_name(move.to_square)
+                for s in chess.SQUARES
+                if s not in (move.from_square, move.to_square)
+                and chess.square_distance(s, move.from_square) <= 2
+            ]
         else:
             capture = "x" if board.color_at(move.to_square) == (not board.turn) else ""
-            other = [chess.piece_symbol(kind).upper() + capture + chess.square_name(move.to_square)
-                     for kind in (chess.KNIGHT, chess.BISHOP, chess.ROOK, chess.QUEEN, chess.KING)]
+            other = [
+                chess.piece_symbol(kind).upper() + capture + chess.square_name(move.to_square)
+                for kind in (chess.KNIGHT, chess.BISHOP, chess.ROOK, chess.QUEEN, chess.KING)
+            ]
         anywhere = [self.move_text(board, move.from_square, to) for to in free]
         pools = [other, near] if rng.random() < 0.5 else [near, other]
         for pool in [*pools, anywhere]:

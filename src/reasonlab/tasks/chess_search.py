@@ -24,15 +24,16 @@ Usage (tests: pytest -q tests/test_tasks_chess.py):
 from __future__ import annotations
 
 import random
-from typing import Iterator
+from collections.abc import Iterator
 
 import chess
 
 WHITE_SHARE = 0.75  # probability that an extra piece of a generated position is white
 EDGE_KING = 0.5  # probability that the black king of a generated position stands on the edge
 PIECE_TYPES = (chess.PAWN, chess.KNIGHT, chess.BISHOP, chess.ROOK, chess.QUEEN)
-EDGE_SQUARES = tuple(s for s in chess.SQUARES if chess.square_file(s) in (0, 7)
-                     or chess.square_rank(s) in (0, 7))
+EDGE_SQUARES = tuple(
+    s for s in chess.SQUARES if chess.square_file(s) in (0, 7) or chess.square_rank(s) in (0, 7)
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -51,12 +52,16 @@ def checking_moves(board: chess.Board) -> Iterator[chess.Move]:
     if king is None:
         return
     occupied, ours = board.occupied, board.occupied_co[us]
-    straight = (chess.BB_RANK_ATTACKS[king][chess.BB_RANK_MASKS[king] & occupied]
-                | chess.BB_FILE_ATTACKS[king][chess.BB_FILE_MASKS[king] & occupied])
+    straight = (
+        chess.BB_RANK_ATTACKS[king][chess.BB_RANK_MASKS[king] & occupied]
+        | chess.BB_FILE_ATTACKS[king][chess.BB_FILE_MASKS[king] & occupied]
+    )
     diagonal = chess.BB_DIAG_ATTACKS[king][chess.BB_DIAG_MASKS[king] & occupied]
-    snipers = ((chess.BB_RANK_ATTACKS[king][0] | chess.BB_FILE_ATTACKS[king][0])
-               & (board.rooks | board.queens)
-               | chess.BB_DIAG_ATTACKS[king][0] & (board.bishops | board.queens)) & ours
+    snipers = (
+        (chess.BB_RANK_ATTACKS[king][0] | chess.BB_FILE_ATTACKS[king][0])
+        & (board.rooks | board.queens)
+        | chess.BB_DIAG_ATTACKS[king][0] & (board.bishops | board.queens)
+    ) & ours
     shields = 0  # our pieces that alone stand between one of our sliders and the king
     for sniper in chess.scan_reversed(snipers):
         between = chess.between(king, sniper) & occupied
@@ -65,9 +70,13 @@ def checking_moves(board: chess.Board) -> Iterator[chess.Move]:
     ep = chess.BB_SQUARES[board.ep_square] if board.ep_square is not None else 0
     promoting = board.pawns & ours & (chess.BB_RANK_7 if us == chess.WHITE else chess.BB_RANK_2)
     pawn_checks = chess.BB_PAWN_ATTACKS[not us][king] & ~ep
-    direct = ((board.knights, chess.BB_KNIGHT_ATTACKS[king]), (board.bishops, diagonal),
-              (board.rooks, straight), (board.queens, straight | diagonal),
-              (board.pawns & ~promoting, pawn_checks))
+    direct = (
+        (board.knights, chess.BB_KNIGHT_ATTACKS[king]),
+        (board.bishops, diagonal),
+        (board.rooks, straight),
+        (board.queens, straight | diagonal),
+        (board.pawns & ~promoting, pawn_checks),
+    )
     for pieces, targets in direct:
         if pieces & ours & ~shields and targets:
             yield from board.generate_legal_moves(pieces & ours & ~shields, targets)
@@ -75,8 +84,11 @@ def checking_moves(board: chess.Board) -> Iterator[chess.Move]:
     if board.castling_rights:
         played |= board.kings & ours
     if ep:
-        yield from (m for m in board.generate_legal_moves(board.pawns & ours & ~played, ep)
-                    if board.gives_check(m))
+        yield from (
+            m
+            for m in board.generate_legal_moves(board.pawns & ours & ~played, ep)
+            if board.gives_check(m)
+        )
     if played:
         yield from (m for m in board.generate_legal_moves(played) if board.gives_check(m))
 
@@ -156,8 +168,10 @@ def solve(board: chess.Board, mate_in: int) -> tuple[chess.Move, ...] | None:
     if has_mate_in_one(board):
         return None
     killer: list = [None]
-    key = next((m for m in by_uci(board.generate_legal_moves())
-                if forces_mate(board, m, mate_in, killer)), None)
+    key = next(
+        (m for m in by_uci(board.generate_legal_moves()) if forces_mate(board, m, mate_in, killer)),
+        None,
+    )
     if key is None:
         return None
     board.push(key)

@@ -60,7 +60,8 @@ import random
 import typing
 import warnings
 from collections import OrderedDict
-from typing import Any, ClassVar, Mapping
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from reasonlab.errors import ConfigError, ReasonlabError
 from reasonlab.tasks.base import Task, int_knob, register_family, short_repr

@@ -5,7 +5,9 @@ Files are read by tasks/mathdata.py: the problem in `problem` or `question`, the
 `answer` (GSM8K's "#### <number>", AMC's floats and AIME's leading zeros normalised), the id, MATH's
 `level` as the difficulty, `subject` and `solution` kept in Problem.meta. A bad row is skipped and
 listed in `task.skipped` as "<file>:<line>: <field>: <reason>"; a missing file, or one without a
-usable row, is an error naming the file. Parsed files are cached per (path, mtime, size).
+usable row, is an error naming the file. Parsed files are cached per (path, mtime, size). A named
+benchmark reads its file from the data folder: the `data_dir` knob (--data-dir), else
+$REASONLAB_DATA_DIR, else the public copies shipped with the package (reasonlab/data/).
 
 The prompt is the problem put into `template`: "boxed" (default) appends the Qwen2.5-Math CoT
 instruction "Please reason step by step, and put your final answer within \\boxed{}.", "plain" is the
@@ -34,7 +36,7 @@ Where this departs from what users of lm-evaluation-harness or the Qwen2.5-Math 
   injected (`wrong_step` raises ReasonlabError).
 
 Usage:
-    task = get_task("math500", data_dir="../shared/data")        # or REASONLAB_DATA_DIR
+    task = get_task("math500")                   # the shipped file; or data_dir="DIR", REASONLAB_DATA_DIR
     task = get_task("math", file="my_problems.jsonl", template="plain", timeout=10)
     problems = task.sample("test", n=100, seed=0)
     task.verify(problems[0], "... so the answer is \\\\boxed{" + problems[0].answer + "}.")
@@ -139,7 +141,7 @@ class MathTask(Task):
         self.checker: MathChecker = shared_checker()
         self.knobs = {
             "file": str(self.path),
-            "data_dir": None if folder is None else str(folder),
+            "data_dir": str(folder),
             "template": template,
             "timeout": self.timeout,
             "test_fraction": self.test_fraction,
@@ -177,7 +179,9 @@ class MathTask(Task):
         Verdict.answer is the extracted answer. Raises ReasonlabError only when the checker process
         cannot start at all (a broken installation, not a property of the text)."""
         try:
-            check = self.checker.check(problem.answer, text if isinstance(text, str) else "", self.timeout)
+            check = self.checker.check(
+                problem.answer, text if isinstance(text, str) else "", self.timeout
+            )
         except CheckerUnavailable as e:
             raise ReasonlabError(str(e)) from None
         return Verdict(OUTCOMES.get(check.status, Outcome.MALFORMED), answer=check.answer)
@@ -187,7 +191,9 @@ class MathTask(Task):
         return [line.strip() for line in solution.splitlines() if line.strip()]
 
     def wrong_step(self, problem: Problem, index: int, rng: random.Random) -> str:
-        raise ReasonlabError(f"task '{self.name}' cannot inject wrong steps (its verifier judges answers only)")
+        raise ReasonlabError(
+            f"task '{self.name}' cannot inject wrong steps (its verifier judges answers only)"
+        )
 
     @staticmethod
     def answer_line(answer: str) -> str:
@@ -205,7 +211,8 @@ def first_of_each_prompt(problems: list[Problem]) -> list[Problem]:
 
 
 class BenchmarkTask(MathTask):
-    """A named benchmark: the file `file_name` in the data folder (knob data_dir or $REASONLAB_DATA_DIR)."""
+    """A named benchmark: the file `file_name` in the data folder (knob data_dir, else
+    $REASONLAB_DATA_DIR, else the files shipped with the package)."""
 
     file_name: ClassVar[str] = ""
 
@@ -218,7 +225,10 @@ class BenchmarkTask(MathTask):
         test_fraction: float = 1.0,
     ) -> None:
         super().__init__(
-            file=self.file_name, data_dir=data_dir, template=template, timeout=timeout,
+            file=self.file_name,
+            data_dir=data_dir,
+            template=template,
+            timeout=timeout,
             test_fraction=test_fraction,
         )
         del self.knobs["file"]

@@ -184,7 +184,9 @@ def start_worker(start_timeout_s: float) -> tuple[subprocess.Popen[bytes], Conne
         theirs.close()
     conn = Connection(ours.detach())
     try:
-        hello = conn.recv() if conn.poll(start_timeout_s) else ("failed", "it did not start in time")
+        hello = (
+            conn.recv() if conn.poll(start_timeout_s) else ("failed", "it did not start in time")
+        )
     except (EOFError, OSError):
         hello = ("failed", "it exited while starting")
     if hello[0] != "ready":
@@ -198,7 +200,7 @@ def start_worker(start_timeout_s: float) -> tuple[subprocess.Popen[bytes], Conne
     return proc, conn
 
 
-_LIVE: "weakref.WeakSet[MathChecker]" = weakref.WeakSet()
+_LIVE: weakref.WeakSet[MathChecker] = weakref.WeakSet()
 _SHARED: MathChecker | None = None
 _SHARED_LOCK = threading.Lock()
 
@@ -345,7 +347,7 @@ def final_part(text: str) -> str:
     first = len(spans) - 1
     while first > 0 and JOINED.fullmatch(text, spans[first - 1][1], spans[first][0]):
         first -= 1
-    return text[spans[first][0]:]
+    return text[spans[first][0] :]
 
 
 def box_spans(text: str) -> list[tuple[int, int]]:

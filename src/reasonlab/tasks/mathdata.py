@@ -13,18 +13,20 @@ Qwen2.5-Math's evaluation.
 A bad JSON line, a row missing a field or a duplicate id is skipped and listed in
 MathFile.skipped as "<file>:<line>: <field>: <reason>"; a missing or unreadable file, or one
 without a usable row, is a DataError naming the file. Parsed files are cached per (path, mtime,
-size), so building the same task twice reads the file once. The data folder is the `data_dir`
-knob, else $REASONLAB_DATA_DIR; `file_knob` and `benchmark_file` find a task's file in it, with a
-ConfigError saying how to point at it when it is not there.
+size), so building the same task twice reads the file once. The data folder (`resolve_data_dir`)
+is the `data_dir` knob (`--data-dir`), else $REASONLAB_DATA_DIR, else the public benchmark files
+shipped in the package (reasonlab/data/, see its README.md); `file_knob` and `benchmark_file` find a
+task's file in it, with a ConfigError saying how to point at it when it is not there.
 
 Usage (tasks/math.py builds its problems from it):
-    parsed = read_math_file(Path("../shared/data/gsm8k_test.jsonl"))   # MathFile(rows, skipped)
-    python -c "from pathlib import Path; from reasonlab.tasks.mathdata import read_math_file; \\
-        f = read_math_file(Path('../shared/data/gsm8k_test.jsonl')); print(len(f.rows), f.skipped)"
+    parsed = read_math_file(resolve_data_dir() / "gsm8k_test.jsonl")   # MathFile(rows, skipped)
+    python -c "from reasonlab.tasks.mathdata import read_math_file, resolve_data_dir; \\
+        f = read_math_file(resolve_data_dir() / 'gsm8k_test.jsonl'); print(len(f.rows), f.skipped)"
 """
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import math
 import os
@@ -102,7 +104,9 @@ def parse_math_file(path: Path, text: str) -> MathFile:
         try:
             row = parse_row(number, decode_line(raw))
             if row.id in first_line_of:
-                raise BadRow("id", f"duplicate of line {first_line_of[row.id]} ({short_repr(row.id)})")
+                raise BadRow(
+                    "id", f"duplicate of line {first_line_of[row.id]} ({short_repr(row.id)})"
+                )
         except BadRow as bad:
             skipped.append(f"{path}:{number}: {bad.field_name}: {bad.reason}")
             continue
@@ -171,7 +175,7 @@ def gold_answer(obj: dict[str, Any]) -> tuple[str, str | None]:
 
 
 def canonical_integer(answer: str) -> str:
-    """"025" -> "25"; anything but a plain integer is returned unchanged."""
+    """ "025" -> "25"; anything but a plain integer is returned unchanged."""
     return str(int(answer)) if INTEGER.fullmatch(answer) else answer
 
 
@@ -190,23 +194,38 @@ def level_of(value: Any) -> int:
     if isinstance(value, str):
         match = re.fullmatch(r"\s*(?:level\s*)?(\d)\s*", value, re.IGNORECASE)
         value = int(match.group(1)) if match else None
-    return value if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 5 else 0
+    return (
+        value if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 5 else 0
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # Where the files are
 
 
-def data_dir_knob(task: str, data_dir: Any) -> Path | None:
-    """The data folder: the knob (which must be a folder), else $REASONLAB_DATA_DIR, else None."""
-    if data_dir is None:
-        from_env = os.environ.get(DATA_DIR_ENV)
-        return Path(from_env).expanduser() if from_env else None
-    if not isinstance(data_dir, (str, os.PathLike)) or not Path(data_dir).expanduser().is_dir():
+def shipped_data_dir() -> Path:
+    """The public benchmark files installed with the package: reasonlab/data/."""
+    return Path(str(importlib.resources.files("reasonlab") / "data"))
+
+
+def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The data folder: `data_dir` (--data-dir) if given, else $REASONLAB_DATA_DIR if set, else the
+    folder shipped with the package. Whether the folder exists is left to the caller."""
+    if data_dir is not None:
+        return Path(data_dir).expanduser()
+    from_env = os.environ.get(DATA_DIR_ENV)
+    return Path(from_env).expanduser() if from_env else shipped_data_dir()
+
+
+def data_dir_knob(task: str, data_dir: Any) -> Path:
+    """The data folder of a task: the knob (which must be a folder), else as `resolve_data_dir`."""
+    if data_dir is not None and (
+        not isinstance(data_dir, (str, os.PathLike)) or not Path(data_dir).expanduser().is_dir()
+    ):
         raise ConfigError(
             f"invalid knob data_dir={short_repr(data_dir)} for task '{task}': must be a folder"
         )
-    return Path(data_dir).expanduser()
+    return resolve_data_dir(data_dir)
 
 
 def file_knob(task: str, file: Any, data_dir: Path | None) -> Path:
@@ -221,15 +240,15 @@ def file_knob(task: str, file: Any, data_dir: Path | None) -> Path:
         if candidate.is_file():
             return candidate.resolve()
     where = " or ".join(str(c) for c in candidates)
-    raise ConfigError(f"task '{task}': no such data file {where} (knob file={short_repr(str(file))})")
+    raise ConfigError(
+        f"task '{task}': no such data file {where} (knob file={short_repr(str(file))})"
+    )
 
 
 def benchmark_file(task: str, file_name: str, data_dir: Path | None) -> Path:
     """`<data folder>/<file_name>`; ConfigError saying how to point at it when it is not there."""
     hint = f"point at the folder that holds {file_name} with --data-dir DIR or {DATA_DIR_ENV}=DIR"
-    if data_dir is None:
-        raise ConfigError(f"task '{task}' reads {file_name} from a data folder, and none is set: {hint}")
-    path = data_dir / file_name
+    path = resolve_data_dir(data_dir) / file_name
     if not path.is_file():
         raise ConfigError(f"task '{task}': no data file {path}: {hint}")
     return path.resolve()

@@ -138,7 +138,9 @@ def parse_solution(text: str) -> Solution:
     """Split `text` into step lines, check lines and the first answer line (total: never raises)."""
     lines, retracted, checks, answer = split_lines(text)
     steps = tuple(StepLine(parse_equation(line), r) for line, r in zip(lines, retracted))
-    return Solution(steps=steps, checks=checks, answer=None if answer is None else canonical_int(answer))
+    return Solution(
+        steps=steps, checks=checks, answer=None if answer is None else canonical_int(answer)
+    )
 
 
 def solution_steps(text: str) -> list[str]:

@@ -4,7 +4,7 @@ Usage:
 
     reasonlab judge train --base runs/default --head prm --set judge.labels=montecarlo
     reasonlab judge eval --judge runs/default/judges/prm --data injected --policy runs/default
-    reasonlab judge eval --judge symbolic-arithmetic --data processbench:gsm8k --data-dir ../shared/data
+    reasonlab judge eval --judge symbolic-arithmetic --data processbench:gsm8k
 """
 
 from __future__ import annotations
@@ -15,36 +15,75 @@ from typing import Optional
 
 import typer
 
-from reasonlab.cli_common import JUDGE_BAR, SetOpt, console, parse_knobs, print_summary, progress, resolve_model
+from reasonlab.cli.common import (
+    JUDGE_BAR,
+    KnobOpt,
+    SetOpt,
+    apply_options,
+    console,
+    field_option,
+    make_task,
+    print_summary,
+    progress,
+    resolve_model,
+    task_knobs,
+)
+from reasonlab.config import JudgeConfig, RunConfig
 from reasonlab.errors import ReasonlabError
 
-judge_app = typer.Typer(no_args_is_help=True, help="Reward models: train them, and measure them against exact "
-                        "rules and human labels (ProcessBench protocol, AUROC, ECE, best-of-N).")
+judge_app = typer.Typer(
+    no_args_is_help=True,
+    help="Reward models: train them, and measure them against exact "
+    "rules and human labels (ProcessBench protocol, AUROC, ECE, best-of-N).",
+)
 
 
 @judge_app.command("train")
 def judge_train(
-    base: Path = typer.Option(..., "--base", "-b", help="A run folder (its base/) or a model folder: the backbone "
-                              "to start from and the policy whose samples are labelled."),
+    base: Path = typer.Option(
+        ...,
+        "--base",
+        "-b",
+        help="A run folder (its base/) or a model folder: the backbone "
+        "to start from and the policy whose samples are labelled.",
+    ),
     head: str = typer.Option("prm", "--head", help="prm, orm or pairwise."),
-    data: Optional[str] = typer.Option(None, "--data", "-d", help="Train on this step-labelled file (JSONL in TRL's "
-                                       "stepwise layout, or a ProcessBench JSON) instead of data built from the task."),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Where processbench:<subset> files live "
-                                            "(default: $REASONLAB_DATA_DIR)."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config (default: the base run's)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Judge folder (default: runs/<name>-<head>)."),
-    write_data: Optional[Path] = typer.Option(None, "--write-data", help="Also write the labelled training and "
-                                              "validation records there (JSONL, TRL's stepwise layout)."),
+    data: Optional[str] = typer.Option(
+        None,
+        "--data",
+        "-d",
+        help="Train on this step-labelled file (JSONL in TRL's "
+        "stepwise layout, or a ProcessBench JSON) instead of data built from the task.",
+    ),
+    data_dir: Optional[Path] = typer.Option(
+        None,
+        "--data-dir",
+        help="Where processbench:<subset> files live "
+        "(default: $REASONLAB_DATA_DIR, else the copies shipped "
+        "with reasonlab).",
+    ),
+    config: Optional[Path] = typer.Option(
+        None, "--config", "-c", help="YAML config (default: the base run's)."
+    ),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="Judge folder (default: runs/<name>-<head>)."
+    ),
+    write_data: Optional[Path] = typer.Option(
+        None,
+        "--write-data",
+        help="Also write the labelled training and "
+        "validation records there (JSONL, TRL's stepwise layout).",
+    ),
     set_: list[str] = SetOpt,
 ) -> None:
     """Train a reward model (class-balanced, validated, early-stopped) and save it as a judge folder."""
     from reasonlab.config import load_config
+    from reasonlab.experiments.main_job import validate
     from reasonlab.judges.files import read_records, resolve_data
     from reasonlab.judges.models import HEADS, LearnedJudge
     from reasonlab.judges.stage import backbone, split_validation, training_records, tune_and_save
     from reasonlab.judges.train import train_reward_model
     from reasonlab.models import load_policy
-    from reasonlab.pipeline import validate
     from reasonlab.tasks import get_task
 
     if head not in HEADS:
@@ -78,10 +117,17 @@ def judge_train(
             raise ReasonlabError(f"--write-data: {write_data} already exists")
         write_records(write_data, [*train, *val])
         console.print(f"labelled records: {write_data}")
-    judge = LearnedJudge.from_backbone(backbone(cfg, policy), policy.tokenizer, head, features=jc.features,
-                                           train_backbone=jc.train_backbone,
-                                       aggregation=jc.aggregation)
-    console.print(f"[bold]reasonlab judge train[/] {head} on {len(train)} records ({len(val)} validation) -> {out}")
+    judge = LearnedJudge.from_backbone(
+        backbone(cfg, policy),
+        policy.tokenizer,
+        head,
+        features=jc.features,
+        train_backbone=jc.train_backbone,
+        aggregation=jc.aggregation,
+    )
+    console.print(
+        f"[bold]reasonlab judge train[/] {head} on {len(train)} records ({len(val)} validation) -> {out}"
+    )
     with progress() as stage:
         hist = train_reward_model(judge, train, val, jc, cfg.seed, on_step=stage(*JUDGE_BAR))
     info = {**hist.summary(train, val), "labels": data or jc.labels, "base": str(base_dir)}
@@ -92,73 +138,140 @@ def judge_train(
 
 @judge_app.command("eval")
 def judge_eval(
-    judge: str = typer.Option(..., "--judge", "-j", help="A judge folder, or a baseline: always-correct, "
-                              "symbolic-arithmetic, verifier (the task's exact rules)."),
-    data: str = typer.Option("injected", "--data", "-d", help="A step-labelled file, processbench:<subset>, or "
-                             "injected (held-out reference + injected-error solutions of the task)."),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Where processbench:<subset> files live "
-                                            "(default: $REASONLAB_DATA_DIR)."),
-    policy: Optional[Path] = typer.Option(None, "--policy", "-p", help="Also best-of-N on this model's samples "
-                                          "(a run folder or model folder), with --data injected."),
-    task: Optional[str] = typer.Option(None, "--task", "-t", help="Task for injected data (default: the judge's "
-                                       "training task, else arith)."),
-    knob: list[str] = typer.Option([], "--knob", "-k", help="Task knob: name=value (repeatable)."),
-    problems: int = typer.Option(200, "--problems", help="Test problems for injected data and best-of-N."),
-    best_of: int = typer.Option(16, "--best-of", help="Samples per problem for best-of-N."),
-    seed: int = typer.Option(0, "--seed"),
-    strict: bool = typer.Option(False, "--strict", help="Stop at the first bad record instead of skipping it."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Result JSON (default: next to the judge, or runs/judge-eval/)."),
+    judge: str = typer.Option(
+        ...,
+        "--judge",
+        "-j",
+        help="A judge folder, or a baseline: always-correct, "
+        "symbolic-arithmetic, verifier (the task's exact rules).",
+    ),
+    data: str = typer.Option(
+        "injected",
+        "--data",
+        "-d",
+        help="A step-labelled file, processbench:<subset>, or "
+        "injected (held-out reference + injected-error solutions of the task).",
+    ),
+    data_dir: Optional[Path] = typer.Option(
+        None,
+        "--data-dir",
+        help="Where processbench:<subset> files live "
+        "(default: $REASONLAB_DATA_DIR, else the copies shipped "
+        "with reasonlab).",
+    ),
+    policy: Optional[Path] = typer.Option(
+        None,
+        "--policy",
+        "-p",
+        help="Also best-of-N on this model's samples "
+        "(a run folder or model folder), with --data injected.",
+    ),
+    task: Optional[str] = typer.Option(
+        None,
+        "--task",
+        "-t",
+        help="Task for injected data (default: the judge's training task, else arith).",
+    ),
+    knob: list[str] = KnobOpt,
+    problems: Optional[int] = field_option(
+        JudgeConfig,
+        "eval_problems",
+        "--problems",
+        help="Test problems for injected data and best-of-N.",
+    ),
+    best_of: Optional[int] = field_option(
+        JudgeConfig, "best_of_n", "--best-of", help="Samples per problem for best-of-N."
+    ),
+    seed: Optional[int] = field_option(RunConfig, "seed", "--seed"),
+    strict: bool = typer.Option(
+        False, "--strict", help="Stop at the first bad record instead of skipping it."
+    ),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="Result JSON (default: next to the judge, or runs/judge-eval/)."
+    ),
 ) -> None:
-    """Measure a judge: ProcessBench F1 (threshold tuned on a held-out half), step and outcome AUROC and ECE, best-of-N."""
-    from reasonlab.config import JudgeConfig
+    """Measure a judge: ProcessBench F1 (threshold tuned on a held-out half), step and outcome
+    AUROC and ECE, best-of-N."""
     from reasonlab.evaluate.processbench import judge_step_metrics, tune_split
     from reasonlab.fileio import write_text_atomic
     from reasonlab.judges.data import eval_records
     from reasonlab.judges.files import read_records, resolve_data
     from reasonlab.judges.stage import evaluate_judges
     from reasonlab.models import load_policy
-    from reasonlab.tasks import get_task
 
+    jc, run = JudgeConfig(), RunConfig()
+    apply_options(
+        jc, {"--problems": ("eval_problems", problems), "--best-of": ("best_of_n", best_of)}
+    )
+    apply_options(run, {"--seed": ("seed", seed)})
+    problems, best_of, seed = jc.eval_problems, jc.best_of_n, run.seed
     the_judge, judge_dir, run_cfg = _load_any_judge(judge)
     name = Path(judge).name if judge_dir else judge
     task_name = task or (run_cfg.task.name if run_cfg else "arith")
-    knobs = dict(run_cfg.task.knobs) if run_cfg and task_name == run_cfg.task.name else {}
-    the_task = get_task(task_name, **{**knobs, **parse_knobs(knob)})
+    the_task = make_task(task_name, task_knobs(task_name, run_cfg, knob, None))
     if the_judge is None:  # the verifier of the task
         from reasonlab.judges.verifier import VerifierJudge
 
         the_judge = VerifierJudge(the_task)
-    data_name = data.replace(":", "_") if data == "injected" or data.startswith("processbench:") else Path(data).stem
-    out = out or (judge_dir or Path("runs") / "judge-eval" / name) / f"eval_{data_name}_seed{seed}.json"
+    data_name = (
+        data.replace(":", "_")
+        if data == "injected" or data.startswith("processbench:")
+        else Path(data).stem
+    )
+    out = (
+        out
+        or (judge_dir or Path("runs") / "judge-eval" / name) / f"eval_{data_name}_seed{seed}.json"
+    )
     if out.exists():
         raise ReasonlabError(f"{out} already exists; choose another --out")
     result: dict = {"judge": judge, "data": data, "seed": seed}
     if data == "injected":
         if policy is not None:
             policy_dir, _ = resolve_model(policy)
-            jc = JudgeConfig(eval_problems=problems, best_of_n=best_of)
-            res = evaluate_judges({name: the_judge}, the_task, load_policy(policy_dir), jc, seed, 64)
+            res = evaluate_judges(
+                {name: the_judge}, the_task, load_policy(policy_dir), jc, seed, 64
+            )
             result.update(res)
             metrics = res["judges"][name]["injected"]
         else:
             records = eval_records(the_task, the_task.sample("test", problems, seed + 1), seed + 1)
-            metrics = judge_step_metrics(records, the_judge.score(records), tune_split([r.id.split(":")[0] for r in records]))
+            metrics = judge_step_metrics(
+                records, the_judge.score(records), tune_split([r.id.split(":")[0] for r in records])
+            )
             result["metrics"] = metrics
     else:
         if policy is not None:
-            raise ReasonlabError("--policy: best-of-N needs --data injected (the task's own test problems)")
+            raise ReasonlabError(
+                "--policy: best-of-N needs --data injected (the task's own test problems)"
+            )
         path = resolve_data(data, data_dir)
         read = read_records(path, strict=strict)
-        result.update({"file": str(path), "n_records": len(read.records) + len(read.skipped),
-                       "skipped": [vars(s) for s in read.skipped]})
+        result.update(
+            {
+                "file": str(path),
+                "n_records": len(read.records) + len(read.skipped),
+                "skipped": [vars(s) for s in read.skipped],
+            }
+        )
         if read.skipped:
             console.print(read.summary())
         if not read.records:
             raise ReasonlabError(f"{path}: no usable records")
-        metrics = judge_step_metrics(read.records, the_judge.score(read.records), tune_split([r.id for r in read.records]))
+        metrics = judge_step_metrics(
+            read.records, the_judge.score(read.records), tune_split([r.id for r in read.records])
+        )
         result["metrics"] = metrics
     write_text_atomic(out, json.dumps(result, indent=2) + "\n")
-    shown = ("f1", "acc_error", "acc_correct", "threshold", "step_auroc", "step_ece", "outcome_auroc", "outcome_ece")
+    shown = (
+        "f1",
+        "acc_error",
+        "acc_correct",
+        "threshold",
+        "step_auroc",
+        "step_ece",
+        "outcome_auroc",
+        "outcome_ece",
+    )
     table = {k: metrics.get(k) for k in shown}
     if "best_of_n" in result.get("judges", {}).get(name, {}):
         table[f"best_of_{best_of}"] = result["judges"][name]["best_of_n"][str(best_of)]
@@ -180,8 +293,10 @@ def _load_any_judge(spec: str):
         return BASELINES[spec](), None, None
     folder = Path(spec)
     if not folder.exists():
-        raise ReasonlabError(f"--judge: {spec} is neither a judge folder nor a baseline "
-                             f"(baselines: verifier, {', '.join(BASELINES)})")
+        raise ReasonlabError(
+            f"--judge: {spec} is neither a judge folder nor a baseline "
+            f"(baselines: verifier, {', '.join(BASELINES)})"
+        )
     loaded = load_judge(folder)  # a judge trained on a task remembers it (config.json "task")
     task = json.loads((folder / "config.json").read_text()).get("task")
     if isinstance(task, dict) and isinstance(task.get("name"), str):
@@ -190,5 +305,3 @@ def _load_any_judge(spec: str):
         return loaded, folder, config_from_dict({"task": task})
     run_config = folder.parent.parent / "config.yaml"
     return loaded, folder, load_config(run_config) if run_config.is_file() else None
-
-

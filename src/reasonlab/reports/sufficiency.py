@@ -17,21 +17,34 @@ import html
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from reasonlab.report import save_figure  # noqa: E402
+from reasonlab.reports.toolkit import (
+    Figure,
+    Table,
+    fmt,
+    html_figures,
+    html_page,
+    html_tables,
+    markdown_figures,
+    markdown_tables,
+    save_figure,
+)
 
 SAYS = {"rl": "RL pays off", "base": "improve the base", "neutral": "note"}
-ROWS = (("pass@1", "pass@1"), ("headroom", "headroom pass@n - pass@1"), ("learnable", "learnable (0 < solved < n)"),
-        ("never", "never solved"), ("always", "always solved"), ("check_rate", "samples that check"),
-        ("backtrack_rate", "samples that backtrack"), ("process_valid_rate", "correct with every step valid"),
-        ("distinct_correct", "distinct correct solutions"), ("answer_entropy", "answer entropy (nats)"),
-        ("malformed_rate", "malformed"))
-
-Table = tuple[str, list[str], list[list[Any]]]  # (title, header, rows)
+ROWS = (
+    ("pass@1", "pass@1"),
+    ("headroom", "headroom pass@n - pass@1"),
+    ("learnable", "learnable (0 < solved < n)"),
+    ("never", "never solved"),
+    ("always", "always solved"),
+    ("check_rate", "samples that check"),
+    ("backtrack_rate", "samples that backtrack"),
+    ("process_valid_rate", "correct with every step valid"),
+    ("distinct_correct", "distinct correct solutions"),
+    ("answer_entropy", "answer entropy (nats)"),
+    ("malformed_rate", "malformed"),
+)
 
 
 def write_sufficiency_report(result: dict[str, Any], out_dir: Path) -> Path:
@@ -40,15 +53,26 @@ def write_sufficiency_report(result: dict[str, Any], out_dir: Path) -> Path:
     plots = out_dir / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     levels = _by_level(result["levels"])
-    figures = [("Coverage: pass@k per level", plot_coverage(result, plots / "coverage.png")),
-               ("Learnable, never and always solved problems", plot_outcomes(levels, plots / "learnable.png")),
-               ("Behaviours and process validity", plot_behaviour(levels, plots / "behaviour.png"))]
+    figures = [
+        ("Coverage: pass@k per level", plot_coverage(result, plots / "coverage.png")),
+        (
+            "Learnable, never and always solved problems",
+            plot_outcomes(levels, plots / "learnable.png"),
+        ),
+        ("Behaviours and process validity", plot_behaviour(levels, plots / "behaviour.png")),
+    ]
     judge = result.get("judge") or {}
     if judge.get("levels"):
-        figures.append((f"Best-of-{result['best_of']} with the judge ({judge.get('name')})",
-                        plot_selection(result, plots / "selection.png")))
+        figures.append(
+            (
+                f"Best-of-{result['best_of']} with the judge ({judge.get('name')})",
+                plot_selection(result, plots / "selection.png"),
+            )
+        )
     if result.get("control"):
-        figures.append(("Random-reward control", plot_control(result["control"], plots / "control.png")))
+        figures.append(
+            ("Random-reward control", plot_control(result["control"], plots / "control.png"))
+        )
     tables = report_tables(result)
     title = f"{result.get('model', 'model')} on {result['task']}"
     (out_dir / "sufficiency.md").write_text(_markdown(title, result, tables, figures))
@@ -62,24 +86,55 @@ def report_tables(result: dict[str, Any]) -> list[Table]:
     names = [str(lv) for lv in levels]
     n = result["n"]
     ks = sorted({int(k[5:]) for m in levels.values() for k in m if k.startswith("pass@")} - {1})
-    rows = [[label, *(_fmt(m.get(key)) for m in levels.values())]
-            for key, label in [*ROWS[:1], *((f"pass@{k}", f"pass@{k}") for k in ks if k in (16, n)), *ROWS[1:]]]
+    rows = [
+        [label, *(fmt(m.get(key)) for m in levels.values())]
+        for key, label in [
+            *ROWS[:1],
+            *((f"pass@{k}", f"pass@{k}") for k in ks if k in (16, n)),
+            *ROWS[1:],
+        ]
+    ]
     knob = result.get("difficulty_knob") or "level"
-    out: list[Table] = [(f"Metrics per level ({n} samples x {result['n_problems']} problems)", [knob, *names], rows)]
+    out: list[Table] = [
+        (f"Metrics per level ({n} samples x {result['n_problems']} problems)", [knob, *names], rows)
+    ]
     judge = result.get("judge") or {}
     if judge.get("levels"):
         sel = _by_level(judge["levels"])
-        out.append((f"Choosing one of the first {result['best_of']} samples ({judge.get('name')})",
-                    [knob, "best-of-N", "majority", "pass@1", "pass@N", "gap", "AUROC"],
-                    [[lv, *(_fmt(g.get(k)) for k in ("best_of_n", "majority", "pass@1", "pass@n", "gap", "auroc"))]
-                     for lv, g in sel.items()]))
+        out.append(
+            (
+                f"Choosing one of the first {result['best_of']} samples ({judge.get('name')})",
+                [knob, "best-of-N", "majority", "pass@1", "pass@N", "gap", "AUROC"],
+                [
+                    [
+                        lv,
+                        *(
+                            fmt(g.get(k))
+                            for k in ("best_of_n", "majority", "pass@1", "pass@n", "gap", "auroc")
+                        ),
+                    ]
+                    for lv, g in sel.items()
+                ],
+            )
+        )
     c = result.get("control")
     if c:
-        out.append((f"Random-reward control: {c['steps']} GRPO steps at level {result['main_level']}, pass@1 "
-                    f"from {c['samples']} samples", ["model", "pass@1", "gain"],
-                    [["base", _fmt(c["base_pass@1"]), ""],
-                     ["true reward (verifier)", _fmt(c["outcome"]["pass@1"]), _fmt(c["outcome_gain"])],
-                     ["random reward (fair coin)", _fmt(c["random"]["pass@1"]), _fmt(c["random_gain"])]]))
+        out.append(
+            (
+                f"Random-reward control: {c['steps']} GRPO steps at level {result['main_level']}, pass@1 "
+                f"from {c['samples']} samples",
+                ["model", "pass@1", "gain"],
+                [
+                    ["base", fmt(c["base_pass@1"]), ""],
+                    ["true reward (verifier)", fmt(c["outcome"]["pass@1"]), fmt(c["outcome_gain"])],
+                    [
+                        "random reward (fair coin)",
+                        fmt(c["random"]["pass@1"]),
+                        fmt(c["random_gain"]),
+                    ],
+                ],
+            )
+        )
     return out
 
 
@@ -89,7 +144,9 @@ def plot_coverage(result: dict[str, Any], path: Path) -> Path:
     n = result["n"]
     for level, curve in _by_level(result["coverage"]).items():
         ks = list(range(1, len(curve) + 1))
-        line, = ax.plot(ks, curve, label=f"level {level}: pass@1 {curve[0]:.2f}, pass@{ks[-1]} {curve[-1]:.2f}")
+        (line,) = ax.plot(
+            ks, curve, label=f"level {level}: pass@1 {curve[0]:.2f}, pass@{ks[-1]} {curve[-1]:.2f}"
+        )
         ax.scatter([1, ks[-1]], [curve[0], curve[-1]], color=line.get_color(), zorder=3)
     ax.set_xscale("log", base=2)
     ax.set_xlabel(f"k (samples; pass@1 and pass@{n} marked)")
@@ -118,17 +175,33 @@ def plot_outcomes(levels: dict[str, dict[str, float]], path: Path) -> Path:
 
 def plot_behaviour(levels: dict[str, dict[str, float]], path: Path) -> Path:
     """Grouped bars per level: check, backtrack, malformed rates and process validity."""
-    return _grouped(levels, (("check_rate", "checks"), ("backtrack_rate", "backtracks"),
-                             ("process_valid_rate", "correct with valid steps"), ("malformed_rate", "malformed")),
-                    "share", path)
+    return _grouped(
+        levels,
+        (
+            ("check_rate", "checks"),
+            ("backtrack_rate", "backtracks"),
+            ("process_valid_rate", "correct with valid steps"),
+            ("malformed_rate", "malformed"),
+        ),
+        "share",
+        path,
+    )
 
 
 def plot_selection(result: dict[str, Any], path: Path) -> Path:
     """Grouped bars per level: pass@1, majority, best-of-N by the judge, pass@N (oracle)."""
     n = result["best_of"]
-    return _grouped(_by_level(result["judge"]["levels"]),
-                    (("pass@1", "pass@1"), ("majority", f"majority of {n}"), ("best_of_n", f"best-of-{n} by judge"),
-                     ("pass@n", f"pass@{n} (oracle)")), "accuracy", path)
+    return _grouped(
+        _by_level(result["judge"]["levels"]),
+        (
+            ("pass@1", "pass@1"),
+            ("majority", f"majority of {n}"),
+            ("best_of_n", f"best-of-{n} by judge"),
+            ("pass@n", f"pass@{n} (oracle)"),
+        ),
+        "accuracy",
+        path,
+    )
 
 
 def plot_control(control: dict[str, Any], path: Path) -> Path:
@@ -138,12 +211,16 @@ def plot_control(control: dict[str, Any], path: Path) -> Path:
     values = [control["base_pass@1"], control["outcome"]["pass@1"], control["random"]["pass@1"]]
     bars = left.bar(names, values, color=["gray", "#55a868", "#dd8452"])
     for bar, v in zip(bars, values):
-        left.annotate(f"{v:.3f}", (bar.get_x() + bar.get_width() / 2, v), ha="center", va="bottom", fontsize=8)
+        left.annotate(
+            f"{v:.3f}", (bar.get_x() + bar.get_width() / 2, v), ha="center", va="bottom", fontsize=8
+        )
     left.set_ylabel("pass@1")
     left.set_ylim(0, 1.05)
     for key, label in (("outcome", "true reward"), ("random", "random reward")):
         rates = control[key]["pass_rate"]
-        right.plot(range(1, len(rates) + 1), rates, marker="." if len(rates) < 40 else None, label=label)
+        right.plot(
+            range(1, len(rates) + 1), rates, marker="." if len(rates) < 40 else None, label=label
+        )
     right.set_xlabel("GRPO step")
     right.set_ylabel("pass rate of the step's samples")
     right.set_ylim(0, 1.05)
@@ -152,7 +229,9 @@ def plot_control(control: dict[str, Any], path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def _grouped(levels: dict[str, dict[str, Any]], series: tuple[tuple[str, str], ...], ylabel: str, path: Path) -> Path:
+def _grouped(
+    levels: dict[str, dict[str, Any]], series: tuple[tuple[str, str], ...], ylabel: str, path: Path
+) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4))
     names = list(levels)
     width = 0.8 / len(series)
@@ -172,49 +251,49 @@ def _by_level(mapping: dict[Any, Any]) -> dict[str, Any]:
     return {str(k): mapping[k] for k in sorted(mapping, key=lambda k: int(k))}
 
 
-def _fmt(x: Any) -> Any:
-    if x is None:
-        return "-"
-    return round(x, 3) if isinstance(x, float) else x
-
-
 def _settings(result: dict[str, Any]) -> list[str]:
     t = result.get("time", {})
-    return [f"task `{result['task']}` with knobs `{result.get('knobs', {})}`; main level {result['main_level']}; "
-            f"{result['n']} samples x {result['n_problems']} problems per level; judge `{result['judge']['name']}` "
-            f"on the first {result['best_of']} samples; seed {result['seed']}; "
-            f"{t.get('total_s', '?')} s (sampling {t.get('sample_s', '?')}, judging {t.get('judge_s', '?')}, "
-            f"control {t.get('control_s', '?')})"]
+    return [
+        f"task `{result['task']}` with knobs `{result.get('knobs', {})}`; main level {result['main_level']}; "
+        f"{result['n']} samples x {result['n_problems']} problems per level; judge `{result['judge']['name']}` "
+        f"on the first {result['best_of']} samples; seed {result['seed']}; "
+        f"{t.get('total_s', '?')} s (sampling {t.get('sample_s', '?')}, judging {t.get('judge_s', '?')}, "
+        f"control {t.get('control_s', '?')})"
+    ]
 
 
-def _markdown(title: str, result: dict[str, Any], tables: list[Table], figures: list[tuple[str, Path]]) -> str:
-    lines = [f"# Is the base sufficient for RL? {title}", "", f"**Verdict.** {result['headline']}", ""]
-    lines += [f"- **{SAYS[s['says']]}** ({s['metric']} = {_fmt(s['value'])}): {s['text']}" for s in result["verdict"]]
-    lines += [""]
-    for caption, header, rows in tables:
-        lines += [f"## {caption}", "", "| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-        lines += [""]
-    for caption, path in figures:
-        lines += [f"## {caption}", "", f"![{caption}](plots/{path.name})", ""]
-    lines += ["## Settings", "", *_settings(result)]
+def _markdown(
+    title: str, result: dict[str, Any], tables: list[Table], figures: list[Figure]
+) -> str:
+    lines = [
+        f"# Is the base sufficient for RL? {title}",
+        "",
+        f"**Verdict.** {result['headline']}",
+        "",
+    ]
+    lines += [
+        f"- **{SAYS[s['says']]}** ({s['metric']} = {fmt(s['value'])}): {s['text']}"
+        for s in result["verdict"]
+    ]
+    lines += [
+        "",
+        *markdown_tables(tables),
+        *markdown_figures(figures),
+        "## Settings",
+        "",
+        *_settings(result),
+    ]
     return "\n".join(lines) + "\n"
 
 
-def _html(title: str, result: dict[str, Any], tables: list[Table], figures: list[tuple[str, Path]]) -> str:
+def _html(title: str, result: dict[str, Any], tables: list[Table], figures: list[Figure]) -> str:
     esc = html.escape
-    items = "".join(f"<li><b>{esc(SAYS[s['says']])}</b> ({esc(s['metric'])} = {esc(str(_fmt(s['value'])))}): "
-                    f"{esc(s['text'])}</li>" for s in result["verdict"])
+    items = "".join(
+        f"<li><b>{esc(SAYS[s['says']])}</b> ({esc(s['metric'])} = {esc(str(fmt(s['value'])))}): "
+        f"{esc(s['text'])}</li>"
+        for s in result["verdict"]
+    )
     body = f"<h1>Is the base sufficient for RL? {esc(title)}</h1><p><b>Verdict.</b> {esc(result['headline'])}</p>"
-    body += f"<ul>{items}</ul>"
-    for caption, header, rows in tables:
-        head = "".join(f"<th>{esc(str(h))}</th>" for h in header)
-        cells = "".join("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-        body += f"<h2>{esc(caption)}</h2><table><tr>{head}</tr>{cells}</table>"
-    body += "".join(f"<h2>{esc(c)}</h2><img src='plots/{esc(p.name)}' alt='{esc(c)}'>" for c, p in figures)
+    body += f"<ul>{items}</ul>{html_tables(tables)}{html_figures(figures)}"
     body += "<h2>Settings</h2>" + "".join(f"<p>{esc(line)}</p>" for line in _settings(result))
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>reasonlab sufficiency: {esc(title)}</title>"
-            "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}td,th{padding:2px 12px}"
-            f"img{{max-width:100%}}</style></head><body>{body}</body></html>\n")
-
-
+    return html_page(f"reasonlab sufficiency: {title}", body)

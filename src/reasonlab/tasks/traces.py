@@ -17,7 +17,7 @@ per document from a `Mixture`.
 
 Usage:
     from reasonlab.tasks import get_task
-    from reasonlab.traces import Mixture, corpus
+    from reasonlab.tasks.traces import Mixture, corpus
     docs = corpus(get_task("arith"), n=1000, mixture=Mixture({"steps": 1, "backtrack": 1}), seed=0)
 """
 
@@ -26,7 +26,8 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from typing import Literal, Mapping
+from collections.abc import Mapping
+from typing import Literal
 
 from reasonlab.errors import ConfigError
 from reasonlab.tasks.base import Split, Task

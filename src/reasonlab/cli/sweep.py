@@ -12,22 +12,28 @@ command then exits with code 1. Usage:
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import typer
 from rich.table import Table
 
-from reasonlab.cli_common import JUDGE_BAR, PRETRAIN_BAR, RL_BAR, console, progress
+from reasonlab.cli.common import JUDGE_BAR, PRETRAIN_BAR, RL_BAR, console, progress
 
 
 def sweep(
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Sweep file (default: the embedded "
-                                          "configs/sweep.yaml)."),
+    config: Optional[Path] = typer.Option(
+        None, "--config", "-c", help="Sweep file (default: the embedded configs/sweep.yaml)."
+    ),
     quick: bool = typer.Option(False, "--quick", help="Run the sweep file's smaller `quick` grid."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Sweep folder (default: runs/<name>, "
-                                       "runs/<name>-quick with --quick)."),
+    out: Optional[Path] = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Sweep folder (default: runs/<name>, runs/<name>-quick with --quick).",
+    ),
 ) -> None:
     """A grid of bases x the same RL recipe: RL gain against each base metric (resumable)."""
     from reasonlab.experiments.sweep import run_sweep
@@ -35,19 +41,27 @@ def sweep(
 
     plan = load_plan(config, quick=quick)
     out = out or plan.default_out
-    console.print(f"[bold]reasonlab sweep[/] {plan.sweep.name}{' --quick' if quick else ''}: "
-                  f"{len(plan.cells)} cell{'s' * (len(plan.cells) != 1)} -> {out}")
+    console.print(
+        f"[bold]reasonlab sweep[/] {plan.sweep.name}{' --quick' if quick else ''}: "
+        f"{len(plan.cells)} cell{'s' * (len(plan.cells) != 1)} -> {out}"
+    )
     state = run_sweep(plan, out, say=console.print, job_hooks=_bars)
     print_results(state)
     console.print(f"report: {out / 'sweep.html'}  ({out / 'sweep.md'}, {out / 'sweep.json'})")
     failed = [r["name"] for r in state["cells"] if r["status"] == "failed"]
     arms = [r["name"] for r in state["cells"] if "matched_error" in r]
     if failed:
-        print(f"{len(failed)} of {len(state['cells'])} cells failed ({', '.join(failed)}): their errors are in "
-              f"{out / 'sweep.json'}; rerun the same command to retry them", file=sys.stderr)
+        print(
+            f"{len(failed)} of {len(state['cells'])} cells failed ({', '.join(failed)}): their errors are in "
+            f"{out / 'sweep.json'}; rerun the same command to retry them",
+            file=sys.stderr,
+        )
     if arms:
-        print(f"more pretraining failed for {len(arms)} of {len(state['cells'])} cells ({', '.join(arms)}): their "
-              f"errors are in {out / 'sweep.json'}; rerun the same command to retry them", file=sys.stderr)
+        print(
+            f"more pretraining failed for {len(arms)} of {len(state['cells'])} cells ({', '.join(arms)}): their "
+            f"errors are in {out / 'sweep.json'}; rerun the same command to retry them",
+            file=sys.stderr,
+        )
     if failed or arms:
         raise SystemExit(1)
 
@@ -55,12 +69,15 @@ def sweep(
 @contextmanager
 def _bars() -> Iterator[dict[str, Any]]:
     with progress() as stage:
-        yield {"on_pretrain_step": stage(*PRETRAIN_BAR), "on_rl_step": stage(*RL_BAR),
-               "on_judge_step": stage(*JUDGE_BAR)}
+        yield {
+            "on_pretrain_step": stage(*PRETRAIN_BAR),
+            "on_rl_step": stage(*RL_BAR),
+            "on_judge_step": stage(*JUDGE_BAR),
+        }
 
 
 def print_results(state: dict[str, Any]) -> None:
-    from reasonlab.experiments.sweep_report import cells_table, correlation_table, k_label, matched_table
+    from reasonlab.reports.sweep import cells_table, correlation_table, k_label, matched_table
 
     kl = k_label(state["cells"])
     title, header, rows = cells_table(state, kl)

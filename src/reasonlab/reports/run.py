@@ -4,7 +4,8 @@ Plots: the pass@k curves of the base and RL models on one plot (eval/<name>.json
 loss curve (train and held-out, from metrics.jsonl), the RL curves (reward and pass rate, KL,
 completion length, shortcut rate and entropy per step), and pass@1 by difficulty when extra levels
 were evaluated; with judges (judges/eval.json), best-of-N accuracy against N for each judge beside
-majority vote and pass@1 and reliability diagrams of their scores, and with a learned RL reward, the hacking gap per RL step. The report also
+majority vote and pass@1 and reliability diagrams of their scores, and with a learned RL reward,
+the hacking gap per RL step. The report also
 shows base vs RL headline metrics, the judges' step and outcome metrics, summary.json as a table,
 and a few sampled solutions of each model with their verdicts.
 Usage:
@@ -18,13 +19,21 @@ import html
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 from reasonlab.fileio import read_json_or_none
-from reasonlab.tracking import read_metrics  # noqa: E402
+from reasonlab.reports.toolkit import (
+    Figure,
+    Table,
+    fmt,
+    html_figures,
+    html_page,
+    html_tables,
+    markdown_figures,
+    markdown_tables,
+    save_figure,
+)
+from reasonlab.training.tracking import read_metrics
 
 MODELS = ("base", "rl")  # evaluated models in the order they are drawn
 
@@ -49,12 +58,23 @@ def write_report(run_dir: Path) -> Path:
         figures.append(("pass@1 by difficulty", plot_levels(levels, plots / "difficulty.png")))
     judges = read_json_or_none(run_dir / "judges" / "eval.json")
     if judges and judges.get("judges"):
-        figures.append((f"Best-of-N with the judges (base samples, {judges['n_problems']} test problems)",
-                        plot_best_of_n(judges, plots / "best_of_n.png")))
+        figures.append(
+            (
+                f"Best-of-N with the judges (base samples, {judges['n_problems']} test problems)",
+                plot_best_of_n(judges, plots / "best_of_n.png"),
+            )
+        )
         if all("calibration" in r for r in judges["judges"].values()):
-            figures.append(("Calibration of the judges", plot_calibration(judges, plots / "calibration.png")))
+            figures.append(
+                ("Calibration of the judges", plot_calibration(judges, plots / "calibration.png"))
+            )
     if any("hack/gap" in r for r in metrics):
-        figures.append(("Learned reward vs verifier during RL (hacking gap)", plot_hacking(metrics, plots / "hacking.png")))
+        figures.append(
+            (
+                "Learned reward vs verifier during RL (hacking gap)",
+                plot_hacking(metrics, plots / "hacking.png"),
+            )
+        )
     samples = {m: _samples(e) for m, e in evals.items()}
     comparison = _comparison(summary)
     tables = [comparison_table(comparison)] if comparison else []
@@ -82,8 +102,16 @@ def plot_passk(evals: dict[str, dict[str, Any]], path: Path) -> Path:
 
 def plot_loss(metrics: list[dict[str, Any]], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4))
-    train = [(r["train/tokens"], r["train/loss"]) for r in metrics if "train/loss" in r and "train/tokens" in r]
-    held = [(r["train/tokens"], r["eval/loss"]) for r in metrics if "eval/loss" in r and "train/tokens" in r]
+    train = [
+        (r["train/tokens"], r["train/loss"])
+        for r in metrics
+        if "train/loss" in r and "train/tokens" in r
+    ]
+    held = [
+        (r["train/tokens"], r["eval/loss"])
+        for r in metrics
+        if "eval/loss" in r and "train/tokens" in r
+    ]
     if train:
         ax.plot(*zip(*train), alpha=0.6, label="train")
     if held:
@@ -103,8 +131,14 @@ def plot_rl(metrics: list[dict[str, Any]], path: Path) -> Path:
         ("reward", [("reward/mean", "reward mean"), ("rl/pass_rate", "pass rate")]),
         ("KL", [("rl/kl_ref", "KL to the base"), ("rl/approx_kl", "KL to the sampling policy")]),
         ("completion length (tokens)", [("rl/length_mean", "mean"), ("rl/length_max", "max")]),
-        ("share / nats", [("rl/shortcut_rate", "shortcut rate"), ("rl/entropy", "entropy"),
-                          ("rl/zero_var_groups", "zero-variance groups")]),
+        (
+            "share / nats",
+            [
+                ("rl/shortcut_rate", "shortcut rate"),
+                ("rl/entropy", "entropy"),
+                ("rl/zero_var_groups", "zero-variance groups"),
+            ],
+        ),
     ]
     fig, axes = plt.subplots(2, 2, figsize=(9, 6), sharex=True)
     for ax, (ylabel, series) in zip(axes.flat, panels):
@@ -127,10 +161,20 @@ def plot_best_of_n(results: dict[str, Any], path: Path) -> Path:
     base = results["baselines"]
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, r in results["judges"].items():
-        ax.plot(ks, [r["best_of_n"][str(k)] for k in ks], marker="o", label=f"best-of-N by {name.upper() if len(name) <= 3 else name}")
+        ax.plot(
+            ks,
+            [r["best_of_n"][str(k)] for k in ks],
+            marker="o",
+            label=f"best-of-N by {name.upper() if len(name) <= 3 else name}",
+        )
     ax.plot(ks, [base["majority"][str(k)] for k in ks], marker="s", label="majority vote")
     ax.axhline(base["pass@1"], color="gray", linestyle="--", label="pass@1")
-    ax.axhline(base[f"pass@{results['best_of']}"], color="gray", linestyle=":", label=f"pass@{results['best_of']} (oracle)")
+    ax.axhline(
+        base[f"pass@{results['best_of']}"],
+        color="gray",
+        linestyle=":",
+        label=f"pass@{results['best_of']} (oracle)",
+    )
     ax.set_xscale("log", base=2)
     ax.set_xticks(ks, [str(k) for k in ks])
     ax.set_xlabel("N samples")
@@ -145,12 +189,22 @@ def plot_calibration(results: dict[str, Any], path: Path) -> Path:
     """Reliability diagrams: share right against mean score per bin, for step scores (held-out injected
     errors) and solution scores (the base's samples); the diagonal is perfect calibration."""
     fig, axes = plt.subplots(1, 2, figsize=(9, 4), sharey=True)
-    for ax, (key, title) in zip(axes, (("steps", "step scores (held-out solutions)"),
-                                       ("outcome", "solution scores (base samples)"))):
+    for ax, (key, title) in zip(
+        axes,
+        (
+            ("steps", "step scores (held-out solutions)"),
+            ("outcome", "solution scores (base samples)"),
+        ),
+    ):
         ax.plot([0, 1], [0, 1], color="gray", linestyle=":")
         for name, r in results["judges"].items():
             bins = r["calibration"][key]
-            ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], marker="o", label=name)
+            ax.plot(
+                [b["confidence"] for b in bins],
+                [b["accuracy"] for b in bins],
+                marker="o",
+                label=name,
+            )
         ax.set_title(title)
         ax.set_xlabel("mean score in bin")
         ax.set_xlim(0, 1)
@@ -165,8 +219,11 @@ def plot_hacking(metrics: list[dict[str, Any]], path: Path) -> Path:
     """Per RL step: the learned judge's mean score, the verifier's pass rate, and the wrong answers accepted."""
     rows = [r for r in metrics if "hack/gap" in r]
     fig, ax = plt.subplots(figsize=(6, 4))
-    for key, label in (("hack/judge_mean", "judge score (mean)"), ("hack/verifier_mean", "verifier: correct"),
-                       ("hack/false_accept", "wrong answers the judge accepts")):
+    for key, label in (
+        ("hack/judge_mean", "judge score (mean)"),
+        ("hack/verifier_mean", "verifier: correct"),
+        ("hack/false_accept", "wrong answers the judge accepts"),
+    ):
         ax.plot([r["step"] for r in rows], [r[key] for r in rows], label=label)
     ax.set_xlabel("RL step")
     ax.set_ylim(0, 1.02)
@@ -175,38 +232,57 @@ def plot_hacking(metrics: list[dict[str, Any]], path: Path) -> Path:
     return save_figure(fig, path)
 
 
-Table = tuple[str, list[str], list[list[Any]]]  # (title, header, rows)
-
-
 def comparison_table(comparison: list[tuple[str, Any, Any]]) -> Table:
     return "Base vs RL (test split)", ["metric", "base", "RL"], [list(row) for row in comparison]
 
 
-JUDGE_COLUMNS = (("f1", "ProcessBench F1"), ("acc_error", "acc. erroneous"), ("acc_correct", "acc. correct"),
-                 ("step_auroc", "step AUROC"), ("step_ece", "step ECE"), ("outcome_auroc", "outcome AUROC"))
+JUDGE_COLUMNS = (
+    ("f1", "ProcessBench F1"),
+    ("acc_error", "acc. erroneous"),
+    ("acc_correct", "acc. correct"),
+    ("step_auroc", "step AUROC"),
+    ("step_ece", "step ECE"),
+    ("outcome_auroc", "outcome AUROC"),
+)
 
 
 def judge_tables(results: dict[str, Any]) -> list[Table]:
     """The judges' step metrics (held-out injected errors, and the base's own samples) and best-of-N."""
     out: list[Table] = []
-    for split, title in (("injected", "Judges on held-out solutions with injected errors"),
-                         ("policy", "Judges on the base model's own samples")):
-        rows = [[name, *(_fmt(r[split].get(k)) for k, _ in JUDGE_COLUMNS)] for name, r in results["judges"].items()]
+    for split, title in (
+        ("injected", "Judges on held-out solutions with injected errors"),
+        ("policy", "Judges on the base model's own samples"),
+    ):
+        rows = [
+            [name, *(fmt(r[split].get(k)) for k, _ in JUDGE_COLUMNS)]
+            for name, r in results["judges"].items()
+        ]
         out.append((title, ["judge", *(label for _, label in JUDGE_COLUMNS)], rows))
     n, base = results["best_of"], results["baselines"]
-    rows = [[f"best-of-{n} by {name}", _fmt(r["best_of_n"][str(n)])] for name, r in results["judges"].items()]
-    rows += [[f"majority vote of {n}", _fmt(base["majority"][str(n)])], ["pass@1", _fmt(base["pass@1"])],
-             [f"pass@{n} (oracle)", _fmt(base[f"pass@{n}"])]]
+    rows = [
+        [f"best-of-{n} by {name}", fmt(r["best_of_n"][str(n)])]
+        for name, r in results["judges"].items()
+    ]
+    rows += [
+        [f"majority vote of {n}", fmt(base["majority"][str(n)])],
+        ["pass@1", fmt(base["pass@1"])],
+        [f"pass@{n} (oracle)", fmt(base[f"pass@{n}"])],
+    ]
     out.append((f"Choosing one answer among {n} base samples", ["selector", "accuracy"], rows))
     return out
 
 
-def _fmt(x: Any) -> Any:
-    return round(x, 3) if isinstance(x, float) else x
-
-
-COMPARED = ("pass@1", "greedy_pass@1", "maj@64", "shortcut_rate", "shortcut_accuracy", "stepwise_accuracy",
-            "process_valid_rate", "malformed_rate", "mean_length")
+COMPARED = (
+    "pass@1",
+    "greedy_pass@1",
+    "maj@64",
+    "shortcut_rate",
+    "shortcut_accuracy",
+    "stepwise_accuracy",
+    "process_valid_rate",
+    "malformed_rate",
+    "mean_length",
+)
 
 
 def _comparison(summary: dict[str, Any]) -> list[tuple[str, Any, Any]]:
@@ -215,7 +291,11 @@ def _comparison(summary: dict[str, Any]) -> list[tuple[str, Any, Any]]:
         return []
     ks = sorted({int(k.split("@")[1]) for k in summary if k.startswith("base/pass@")})
     names = ["pass@1", *(f"pass@{k}" for k in ks[1:] if k in (8, ks[-1]))] + list(COMPARED[1:])
-    return [(n, summary.get(f"base/{n}"), summary.get(f"rl/{n}")) for n in names if f"base/{n}" in summary]
+    return [
+        (n, summary.get(f"base/{n}"), summary.get(f"rl/{n}"))
+        for n in names
+        if f"base/{n}" in summary
+    ]
 
 
 def plot_levels(levels: dict[str, dict[int, float]], path: Path) -> Path:
@@ -259,39 +339,47 @@ def _samples(result: dict[str, Any] | None) -> list[dict[str, Any]]:
     return [chosen[k] for k in sorted(chosen)]
 
 
-def _markdown(title: str, summary: dict[str, Any], tables: list[Table],
-              figures: list[tuple[str, Path]], samples: dict[str, list[dict]]) -> str:
-    lines = [f"# reasonlab run: {title}", ""]
-    for caption, header, rows in tables:
-        lines += [f"## {caption}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-        lines += [""]
+def _markdown(
+    title: str,
+    summary: dict[str, Any],
+    tables: list[Table],
+    figures: list[Figure],
+    samples: dict[str, list[dict]],
+) -> str:
+    lines = [f"# reasonlab run: {title}", "", *markdown_tables(tables)]
     lines += ["## Summary", "", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in summary.items()]
-    for caption, path in figures:
-        lines += ["", f"## {caption}", "", f"![{caption}](plots/{path.name})"]
+    lines += ["", *markdown_figures(figures)]
     for model, chosen in samples.items():
         if chosen:
-            lines += ["", f"## Sampled solutions of the {_MODEL_NAMES[model]}", ""]
+            lines += [f"## Sampled solutions of the {_MODEL_NAMES[model]}", ""]
         for s in chosen:
-            lines += [f"Prompt `{s['prompt'].strip()}` (reference {s['reference']}): **{s['outcome']}**, "
-                      f"first wrong step {s['first_error']}", "", "```", s["text"].rstrip(), "```", ""]
+            lines += [
+                f"Prompt `{s['prompt'].strip()}` (reference {s['reference']}): **{s['outcome']}**, "
+                f"first wrong step {s['first_error']}",
+                "",
+                "```",
+                s["text"].rstrip(),
+                "```",
+                "",
+            ]
     return "\n".join(lines) + "\n"
 
 
 _MODEL_NAMES = {"base": "base model", "rl": "RL model"}
 
 
-def _html(title: str, summary: dict[str, Any], tables: list[Table],
-          figures: list[tuple[str, Path]], samples: dict[str, list[dict]]) -> str:
+def _html(
+    title: str,
+    summary: dict[str, Any],
+    tables: list[Table],
+    figures: list[Figure],
+    samples: dict[str, list[dict]],
+) -> str:
     esc = html.escape
-    table = ""
-    for caption, header, rows in tables:
-        head = "".join(f"<th>{esc(h)}</th>" for h in header)
-        cells = "".join("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-        table += f"<h2>{esc(caption)}</h2><table><tr>{head}</tr>{cells}</table>"
-    rows = "".join(f"<tr><td>{esc(str(k))}</td><td>{esc(str(v))}</td></tr>" for k, v in summary.items())
-    figs = "".join(f"<h2>{esc(c)}</h2><img src='plots/{esc(p.name)}' alt='{esc(c)}'>" for c, p in figures)
+    rows = "".join(
+        f"<tr><td>{esc(str(k))}</td><td>{esc(str(v))}</td></tr>" for k, v in summary.items()
+    )
     sample_html = ""
     for model, chosen in samples.items():
         if chosen:
@@ -299,18 +387,10 @@ def _html(title: str, summary: dict[str, Any], tables: list[Table],
         sample_html += "".join(
             f"<p>Prompt <code>{esc(s['prompt'].strip())}</code> (reference {esc(str(s['reference']))}): "
             f"<b>{esc(s['outcome'])}</b>, first wrong step {esc(str(s['first_error']))}</p><pre>{esc(s['text'])}</pre>"
-            for s in chosen)
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>reasonlab: {esc(title)}</title>"
-            "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}td,th{padding:2px 12px}"
-            "img{max-width:100%}</style></head>"
-            f"<body><h1>reasonlab run: {esc(title)}</h1>{table}<h2>Summary</h2><table>{rows}</table>"
-            f"{figs}{sample_html}</body></html>\n")
-
-
-def save_figure(fig: Any, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
+            for s in chosen
+        )
+    body = (
+        f"<h1>reasonlab run: {esc(title)}</h1>{html_tables(tables)}<h2>Summary</h2><table>{rows}</table>"
+        f"{html_figures(figures)}{sample_html}"
+    )
+    return html_page(f"reasonlab: {title}", body)

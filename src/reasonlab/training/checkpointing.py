@@ -35,8 +35,13 @@ class TrainState:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def save_state(ckpt_dir: Path, state: TrainState, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-               tensors: dict[str, Any] | None = None) -> Path:
+def save_state(
+    ckpt_dir: Path,
+    state: TrainState,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    tensors: dict[str, Any] | None = None,
+) -> Path:
     """Write one state folder atomically, point `latest` at it, and prune older ones."""
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     name = f"step_{state.step:08d}"
@@ -56,7 +61,9 @@ def save_state(ckpt_dir: Path, state: TrainState, model: torch.nn.Module, optimi
     return final
 
 
-def latest_state(ckpt_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[TrainState, dict] | None:
+def latest_state(
+    ckpt_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer
+) -> tuple[TrainState, dict] | None:
     """Load the newest state into `model` and `optimizer` in place; None if there is none yet."""
     pointer = ckpt_dir / "latest"
     if not pointer.is_file():
@@ -70,7 +77,9 @@ def latest_state(ckpt_dir: Path, model: torch.nn.Module, optimizer: torch.optim.
         model.load_state_dict(payload.pop("model"))
         optimizer.load_state_dict(payload.pop("optimizer"))
     except (OSError, ValueError, RuntimeError, KeyError, EOFError, pickle.UnpicklingError) as err:
-        raise CheckpointError(f"cannot resume from {current}: {type(err).__name__}: {_first_line(err)}") from None
+        raise CheckpointError(
+            f"cannot resume from {current}: {type(err).__name__}: {_first_line(err)}"
+        ) from None
     return TrainState(step=int(meta["step"]), extra=meta.get("extra", {})), payload
 
 

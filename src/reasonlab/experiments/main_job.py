@@ -17,17 +17,18 @@ from __future__ import annotations
 import json
 import resource
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
-from reasonlab.config import RunConfig, config_from_dict, dump_config
+from reasonlab.config import EvalConfig, RunConfig, config_from_dict, dump_config
 from reasonlab.errors import ConfigError, RunFolderError
 from reasonlab.evaluate.passk import headline_ks
 from reasonlab.evaluate.runner import SamplingParams, evaluate_policy
 from reasonlab.fileio import write_text_atomic
-from reasonlab.models import load_policy
+from reasonlab.models import Policy, load_policy
 from reasonlab.tasks import Task, get_task
 
 Progress = Callable[[str], None]
@@ -35,14 +36,15 @@ Progress = Callable[[str], None]
 
 def validate(cfg: RunConfig) -> None:
     """Fail fast on a config that cannot run (unknown task or knob, bad mixture), before any write."""
-    from reasonlab.pretrain import corpus_mixture
-
+    from reasonlab.pretrain.corpus import corpus_mixture
     from reasonlab.rl.trainer import validate_rl
 
     corpus_mixture(cfg).validate_for(get_task(cfg.task.name, **cfg.task.knobs))
     validate_rl(cfg)
     if cfg.model.d_model % cfg.model.n_heads:
-        raise ConfigError(f"model.n_heads: {cfg.model.n_heads} does not divide model.d_model ({cfg.model.d_model})")
+        raise ConfigError(
+            f"model.n_heads: {cfg.model.n_heads} does not divide model.d_model ({cfg.model.d_model})"
+        )
 
 
 def prepare_run_dir(run_dir: Path, cfg: RunConfig) -> None:
@@ -58,7 +60,9 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig) -> None:
             )
         return
     if run_dir.exists() and any(run_dir.iterdir()):
-        raise RunFolderError(f"{run_dir} is not empty and holds no reasonlab run; choose another --out")
+        raise RunFolderError(
+            f"{run_dir} is not empty and holds no reasonlab run; choose another --out"
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, dump_config(cfg))
 
@@ -74,18 +78,28 @@ def config_difference(path: Path, cfg: RunConfig) -> str | None:
     return first_difference(saved, yaml.safe_load(dump_config(cfg)))
 
 
-def run_main_job(cfg: RunConfig, run_dir: Path, say: Progress = lambda msg: None,
-                 on_pretrain_step: Callable[[int, int, dict[str, float]], None] | None = None,
-                 on_rl_step: Callable[[int, int, dict[str, float]], None] | None = None,
-                 on_judge_step: Callable[[int, int, dict[str, float]], None] | None = None) -> dict[str, Any]:
+def run_main_job(
+    cfg: RunConfig,
+    run_dir: Path,
+    say: Progress = lambda msg: None,
+    on_pretrain_step: Callable[[int, int, dict[str, float]], None] | None = None,
+    on_rl_step: Callable[[int, int, dict[str, float]], None] | None = None,
+    on_judge_step: Callable[[int, int, dict[str, float]], None] | None = None,
+) -> dict[str, Any]:
     """Run every stage of the main job in `run_dir` and return the summary."""
-    from reasonlab.pretrain import pretrain
-    from reasonlab.report import write_report
+    from reasonlab.pretrain.trainer import pretrain
+    from reasonlab.reports.run import write_report
     from reasonlab.rl.trainer import train_rl
 
-    if cfg.rl.steps > 0 and cfg.rl.judge in ("prm", "orm", "pairwise") and cfg.rl.judge not in cfg.judge.heads:
-        raise ConfigError(f"rl.judge: {cfg.rl.judge} names a judge this run does not train "
-                          f"(judge.heads: {cfg.judge.heads}); add it there or give a judge folder")
+    if (
+        cfg.rl.steps > 0
+        and cfg.rl.judge in ("prm", "orm", "pairwise")
+        and cfg.rl.judge not in cfg.judge.heads
+    ):
+        raise ConfigError(
+            f"rl.judge: {cfg.rl.judge} names a judge this run does not train "
+            f"(judge.heads: {cfg.judge.heads}); add it there or give a judge folder"
+        )
     prepare_run_dir(run_dir, cfg)
     done = run_dir / "summary.json"
     if done.is_file():  # a finished run: keep what it measured, refresh only the report
@@ -110,7 +124,8 @@ def run_main_job(cfg: RunConfig, run_dir: Path, say: Progress = lambda msg: None
     }
     timings = {"time/pretrain_s": round(pretrain_s, 1), "time/eval_s": round(eval_s, 1)}
     if cfg.judge.heads:
-        from reasonlab.judges.stage import run_judges, summary_keys as judge_keys
+        from reasonlab.judges.stage import run_judges
+        from reasonlab.judges.stage import summary_keys as judge_keys
 
         t = time.perf_counter()
         summary.update(judge_keys(run_judges(cfg, run_dir, policy, on_step=on_judge_step, say=say)))
@@ -125,32 +140,53 @@ def run_main_job(cfg: RunConfig, run_dir: Path, say: Progress = lambda msg: None
         summary.update(summary_keys("rl", evaluate_stage(rl_policy, cfg, run_dir, "rl")))
         summary["rl/gain_pass@1"] = round(summary["rl/pass@1"] - summary["base/pass@1"], 4)
         timings["time/rl_eval_s"] = round(time.perf_counter() - t, 1)
-    summary.update({
-        **timings,
-        "time/total_s": round(time.perf_counter() - t0, 1),
-        "resources/peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-    })
+    summary.update(
+        {
+            **timings,
+            "time/total_s": round(time.perf_counter() - t0, 1),
+            "resources/peak_rss_mb": round(
+                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
+            ),
+        }
+    )
     write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     say("writing the report")
     write_report(run_dir)
     return summary
 
 
-def evaluate_stage(policy: Any, cfg: RunConfig, run_dir: Path, name: str) -> dict[str, Any]:
+def evaluate_stage(policy: Policy, cfg: RunConfig, run_dir: Path, name: str) -> dict[str, Any]:
     """Evaluate `policy` as cfg.eval says; results go to eval/<name>*.json (reused if present)."""
     ec = cfg.eval
     task = get_task(cfg.task.name, **cfg.task.knobs)
     problems = task.sample("test", ec.n_problems, cfg.seed + 1)
-    sampled = _cached(run_dir / "eval" / f"{name}.json", lambda: evaluate_policy(
-        policy, task, problems, _params(ec, n=ec.n_samples, seed=cfg.seed, temperature=ec.temperature)))
-    greedy = _cached(run_dir / "eval" / f"{name}_greedy.json", lambda: evaluate_policy(
-        policy, task, problems, _params(ec, n=1, seed=cfg.seed, temperature=0.0)))
+    sampled = _cached(
+        run_dir / "eval" / f"{name}.json",
+        lambda: evaluate_policy(
+            policy,
+            task,
+            problems,
+            _params(ec, n=ec.n_samples, seed=cfg.seed, temperature=ec.temperature),
+        ),
+    )
+    greedy = _cached(
+        run_dir / "eval" / f"{name}_greedy.json",
+        lambda: evaluate_policy(
+            policy, task, problems, _params(ec, n=1, seed=cfg.seed, temperature=0.0)
+        ),
+    )
     levels = {}
     for level in ec.levels:
         level_task = _task_at_level(cfg, task, level)
-        levels[level] = _cached(run_dir / "eval" / f"{name}_level{level}.json", lambda: evaluate_policy(
-            policy, level_task, level_task.sample("test", ec.level_problems, cfg.seed + 1),
-            _params(ec, n=ec.level_samples, seed=cfg.seed, temperature=ec.temperature)))
+        levels[level] = _cached(
+            run_dir / "eval" / f"{name}_level{level}.json",
+            lambda level_task=level_task: evaluate_policy(
+                policy,
+                level_task,
+                level_task.sample("test", ec.level_problems, cfg.seed + 1),
+                _params(ec, n=ec.level_samples, seed=cfg.seed, temperature=ec.temperature),
+            ),
+        )
     return {"sampled": sampled, "greedy": greedy, "levels": levels}
 
 
@@ -158,16 +194,28 @@ def summary_keys(prefix: str, stage: dict[str, Any]) -> dict[str, Any]:
     """Flatten an evaluate_stage result into summary keys like base/pass@1, base/d4/pass@1."""
     s = stage["sampled"]["summary"]
     n = stage["sampled"]["n_samples"]
-    keys = sorted({k for k in s if k.startswith("maj@")} | {f"pass@{k}" for k in headline_ks(n)}, key=_metric_order)
+    keys = sorted(
+        {k for k in s if k.startswith("maj@")} | {f"pass@{k}" for k in headline_ks(n)},
+        key=_metric_order,
+    )
     out = {f"{prefix}/{k}": round(s[k], 4) for k in keys}
-    for k in ("malformed_rate", "process_valid_rate", "mean_length", "truncated_rate", "shortcut_rate",
-              "shortcut_accuracy", "stepwise_accuracy"):
+    for k in (
+        "malformed_rate",
+        "process_valid_rate",
+        "mean_length",
+        "truncated_rate",
+        "shortcut_rate",
+        "shortcut_accuracy",
+        "stepwise_accuracy",
+    ):
         out[f"{prefix}/{k}"] = round(s[k], 4)
     out[f"{prefix}/greedy_pass@1"] = round(stage["greedy"]["summary"]["pass@1"], 4)
     for level, result in stage["levels"].items():
         ls = result["summary"]
         out[f"{prefix}/d{level}/pass@1"] = round(ls["pass@1"], 4)
-        out[f"{prefix}/d{level}/pass@{result['n_samples']}"] = round(ls[f"pass@{result['n_samples']}"], 4)
+        out[f"{prefix}/d{level}/pass@{result['n_samples']}"] = round(
+            ls[f"pass@{result['n_samples']}"], 4
+        )
     return out
 
 
@@ -178,9 +226,15 @@ def _task_at_level(cfg: RunConfig, task: Task, level: int) -> Task:
     return get_task(cfg.task.name, **{**cfg.task.knobs, knob: level})
 
 
-def _params(ec: Any, n: int, seed: int, temperature: float) -> SamplingParams:
-    return SamplingParams(n=n, seed=seed, temperature=temperature, top_p=ec.top_p,
-                          max_new_tokens=ec.max_new_tokens, batch_size=ec.batch_size)
+def _params(ec: EvalConfig, n: int, seed: int, temperature: float) -> SamplingParams:
+    return SamplingParams(
+        n=n,
+        seed=seed,
+        temperature=temperature,
+        top_p=ec.top_p,
+        max_new_tokens=ec.max_new_tokens,
+        batch_size=ec.batch_size,
+    )
 
 
 def _cached(path: Path, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -195,7 +249,7 @@ def _cached(path: Path, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]
 
 
 def _last_metric(path: Path, key: str) -> float | None:
-    from reasonlab.tracking import read_metrics
+    from reasonlab.training.tracking import read_metrics
 
     values = [r[key] for r in read_metrics(path) if key in r]
     return round(values[-1], 4) if values else None

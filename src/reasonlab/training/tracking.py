@@ -40,7 +40,7 @@ class MetricsLogger:
         if self._tb is not None:
             self._tb.close()
 
-    def __enter__(self) -> "MetricsLogger":
+    def __enter__(self) -> MetricsLogger:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -65,7 +65,8 @@ def truncate_after(path: Path, step: int, prefixes: tuple[str, ...]) -> None:
     if not Path(path).is_file():
         return
     kept = [
-        r for r in read_metrics(path)
+        r
+        for r in read_metrics(path)
         if not (r.get("step", 0) > step and any(k.startswith(prefixes) for k in r if k != "step"))
     ]
     write_text_atomic(Path(path), "".join(json.dumps(r) + "\n" for r in kept))
@@ -85,5 +86,7 @@ def _tensorboard_writer(log_dir: Path) -> Any:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        raise ConfigError("tracking.tensorboard: install the `tensorboard` package to use it") from None
+        raise ConfigError(
+            "tracking.tensorboard: install the `tensorboard` package to use it"
+        ) from None
     return SummaryWriter(log_dir=str(log_dir))

@@ -7,12 +7,14 @@ model's pass rates and the gains (RL - base) from summary.json, and the stage ti
 
 Plots: the RL gain in pass@1, and in pass@k (k = the eval's samples per problem), against each base metric,
 one scatter panel per metric with every finished cell as a labelled point; with the compute-matched arm
-(experiments/matched.py), RL's gain and more pretraining's gain at the same cost against the base's pass@1. Tables: the cells (values,
+(experiments/matched.py), RL's gain and more pretraining's gain at the same cost against the base's
+pass@1. Tables: the cells (values,
 base and RL pass rates, gains, wall time), the Spearman rank correlation of each base metric with each
 gain (ties get their average rank; written here with numpy, scipy is not a dependency), and the failed
-cells with their errors, pass@1 by difficulty level (base -> RL) (and the compute-matched table: both gains per cell and which is larger). Usage:
+cells with their errors, pass@1 by difficulty level (base -> RL) (and the compute-matched table:
+both gains per cell and which is larger). Usage:
 
-    from reasonlab.experiments.sweep_report import write_sweep_report
+    from reasonlab.reports.sweep import write_sweep_report
     write_sweep_report(Path("runs/sweep"), json.loads(Path("runs/sweep/sweep.json").read_text()))
 """
 
@@ -21,20 +23,28 @@ from __future__ import annotations
 import html
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from reasonlab.evaluate.sufficiency import generation_verification_gap, level_metrics  # noqa: E402
-from reasonlab.fileio import read_json_or_none  # noqa: E402
+from reasonlab.evaluate.sufficiency import generation_verification_gap, level_metrics
+from reasonlab.fileio import read_json_or_none
+from reasonlab.reports.toolkit import (
+    Figure,
+    Table,
+    fmt,
+    html_figures,
+    html_page,
+    html_tables,
+    markdown_figures,
+    markdown_tables,
+    save_figure,
+)
 
 Row = dict[str, Any]
-Table = tuple[str, list[str], list[list[Any]]]  # (title, header, rows)
 GAINS = ("pass@1", "pass@k")  # the two gains related to the base metrics
 
 
@@ -48,18 +58,29 @@ def cell_results(folder: Path) -> dict[str, Any] | None:
     result = read_json_or_none(folder / "eval" / "base.json")
     if summary is None or result is None:
         return None
-    rl = {k.removeprefix("rl/"): v for k, v in summary.items() if k.startswith("rl/") and "pass@" in k
-          and not k.startswith("rl/gain")}
+    rl = {
+        k.removeprefix("rl/"): v
+        for k, v in summary.items()
+        if k.startswith("rl/") and "pass@" in k and not k.startswith("rl/gain")
+    }
     gain = {k: round(v - summary[f"base/{k}"], 4) for k, v in rl.items() if f"base/{k}" in summary}
     timings = {k.removeprefix("time/"): v for k, v in summary.items() if k.startswith("time/")}
-    return {"k": result["n_samples"], "base": base_metrics(summary, result), "rl": rl, "gain": gain,
-            "timings": timings}
+    return {
+        "k": result["n_samples"],
+        "base": base_metrics(summary, result),
+        "rl": rl,
+        "gain": gain,
+        "timings": timings,
+    }
 
 
 def base_metrics(summary: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
     """The base's sufficiency metrics (evaluate/sufficiency.level_metrics on its per-problem eval records),
     its other pass rates from summary.json (greedy, extra levels) and the generation-verification gaps."""
-    out = {k: round(float(v), 4) for k, v in level_metrics(result["problems"], result["n_samples"]).items()}
+    out = {
+        k: round(float(v), 4)
+        for k, v in level_metrics(result["problems"], result["n_samples"]).items()
+    }
     for key, value in summary.items():
         if key.startswith("base/") and "pass@" in key:
             out.setdefault(key.removeprefix("base/"), value)
@@ -151,23 +172,33 @@ def correlations(rows: Sequence[Row], metrics: Sequence[str]) -> dict[str, dict[
     for m in metrics:
         xs = [base_value(r, m) for r in done]
         rhos = {g: spearman(xs, [gain(r, g) for r in done]) for g in GAINS}
-        out[m] = {**{g: None if math.isnan(v) else round(v, 4) for g, v in rhos.items()},
-                  "cells": sum(_finite(x) for x in xs)}
+        out[m] = {
+            **{g: None if math.isnan(v) else round(v, 4) for g, v in rhos.items()},
+            "cells": sum(_finite(x) for x in xs),
+        }
     return out
 
 
 # ---- plots ----------------------------------------------------------------------------------------------
 
 
-def plot_gain(rows: Sequence[Row], metrics: Sequence[str], which: str, k_label: str,
-              corr: dict[str, dict[str, Any]], path: Path) -> Path:
+def plot_gain(
+    rows: Sequence[Row],
+    metrics: Sequence[str],
+    which: str,
+    k_label: str,
+    corr: dict[str, dict[str, Any]],
+    path: Path,
+) -> Path:
     """One scatter panel per base metric: x = the base metric, y = the RL gain; points labelled by cell."""
     done = finished(rows)
     cols = min(4, len(metrics))
     nrows = math.ceil(len(metrics) / cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(3.3 * cols, 2.9 * nrows), squeeze=False)
     ylabel = f"RL gain in {k_label if which == 'pass@k' else which}"
-    colors = {r["name"]: f"C{i % 10}" for i, r in enumerate(done)}  # one colour per cell in every panel
+    colors = {
+        r["name"]: f"C{i % 10}" for i, r in enumerate(done)
+    }  # one colour per cell in every panel
     for ax, metric in zip(axes.flat, metrics):
         points = [(base_value(r, metric), gain(r, which), r) for r in done]
         points = [p for p in points if _finite(p[0]) and _finite(p[1])]
@@ -175,19 +206,24 @@ def plot_gain(rows: Sequence[Row], metrics: Sequence[str], which: str, k_label: 
             ax.scatter(x, y, s=18, color=colors[r["name"]])
             ax.annotate(r["label"], (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
         if not points:
-            ax.text(0.5, 0.5, "no cell has a value", ha="center", va="center", fontsize=8, transform=ax.transAxes)
+            ax.text(
+                0.5,
+                0.5,
+                "no cell has a value",
+                ha="center",
+                va="center",
+                fontsize=8,
+                transform=ax.transAxes,
+            )
         rho = corr.get(metric, {}).get(which)
         ax.set_title(f"{metric}  (rho {rho:+.2f})" if rho is not None else metric, fontsize=9)
         ax.axhline(0, color="gray", linewidth=0.6)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
         ax.set_ylabel(ylabel, fontsize=7)
-    for ax in list(axes.flat)[len(metrics):]:
+    for ax in list(axes.flat)[len(metrics) :]:
         ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 # ---- tables and pages -----------------------------------------------------------------------------------
@@ -200,38 +236,62 @@ def k_label(rows: Sequence[Row]) -> str:
 
 def cells_table(state: dict[str, Any], kl: str) -> Table:
     keys = [a["key"] for a in state["axes"]]
-    header = ["cell", *keys, "status", "base pass@1", f"base {kl}", "RL pass@1", f"RL {kl}",
-              "gain pass@1", f"gain {kl}", "wall (s)"]
+    header = [
+        "cell",
+        *keys,
+        "status",
+        "base pass@1",
+        f"base {kl}",
+        "RL pass@1",
+        f"RL {kl}",
+        "gain pass@1",
+        f"gain {kl}",
+        "wall (s)",
+    ]
     rows = []
     for r in state["cells"]:
         labels = r["label"].split(" ")
         numbers = ["", "", "", "", "", ""]
         if r["status"] == "finished":
             pk = f"pass@{r['k']}"
-            numbers = [r["base"].get("pass@1"), r["base"].get(pk), r["rl"].get("pass@1"), r["rl"].get(pk),
-                       gain(r, "pass@1"), gain(r, "pass@k")]
+            numbers = [
+                r["base"].get("pass@1"),
+                r["base"].get(pk),
+                r["rl"].get("pass@1"),
+                r["rl"].get(pk),
+                gain(r, "pass@1"),
+                gain(r, "pass@k"),
+            ]
         wall = r.get("timings", {}).get("wall_s")
-        rows.append([r["name"], *labels, r["status"], *(_fmt(x) for x in numbers), _fmt(wall)])
+        rows.append([r["name"], *labels, r["status"], *(fmt(x) for x in numbers), fmt(wall)])
     return "Cells", header, rows
 
 
 def correlation_table(state: dict[str, Any], kl: str) -> Table:
     corr = state.get("correlations") or {}
-    rows = [[m, _fmt(c["pass@1"]), _fmt(c["pass@k"]), c["cells"]] for m, c in corr.items()]
-    return ("Spearman rank correlation of each base metric with the RL gain",
-            ["base metric", "rho with gain in pass@1", f"rho with gain in {kl}", "cells"], rows)
+    rows = [[m, fmt(c["pass@1"]), fmt(c["pass@k"]), c["cells"]] for m, c in corr.items()]
+    return (
+        "Spearman rank correlation of each base metric with the RL gain",
+        ["base metric", "rho with gain in pass@1", f"rho with gain in {kl}", "cells"],
+        rows,
+    )
 
 
 def levels_table(state: dict[str, Any]) -> Table | None:
     """Pass@1 of the base and the RL model at the main level and at each extra eval level, per cell."""
     done = finished(state["cells"])
-    levels = sorted({int(m[1]) for r in done for k in r["base"] if (m := re.fullmatch(r"d(\d+)/pass@1", k))})
+    levels = sorted(
+        {int(m[1]) for r in done for k in r["base"] if (m := re.fullmatch(r"d(\d+)/pass@1", k))}
+    )
     if not levels:
         return None
     keys = ["pass@1", *(f"d{level}/pass@1" for level in levels)]
     rows = [[r["name"], *(_change(r["base"].get(k), r["rl"].get(k)) for k in keys)] for r in done]
-    return ("Pass@1 by difficulty level: base -> RL (gain)", ["cell", "main level", *(f"level {x}" for x in levels)],
-            rows)
+    return (
+        "Pass@1 by difficulty level: base -> RL (gain)",
+        ["cell", "main level", *(f"level {x}" for x in levels)],
+        rows,
+    )
 
 
 def _change(before: float | None, after: float | None) -> str:
@@ -250,17 +310,44 @@ def matched_table(state: dict[str, Any], kl: str) -> Table | None:
     if not done:
         return None
     compute = done[0]["matched"]["compute"]
-    header = ["cell", "extra pretraining tokens", "RL (s)", "more pretraining (s)", "gain pass@1 RL",
-              "gain pass@1 more pretraining", f"gain {kl} RL", f"gain {kl} more pretraining", "pass@1 winner",
-              f"{kl} winner"]
+    header = [
+        "cell",
+        "extra pretraining tokens",
+        "RL (s)",
+        "more pretraining (s)",
+        "gain pass@1 RL",
+        "gain pass@1 more pretraining",
+        f"gain {kl} RL",
+        f"gain {kl} more pretraining",
+        "pass@1 winner",
+        f"{kl} winner",
+    ]
     rows = []
     for r in done:
         pk = f"pass@{r['k']}"
-        gains = [gain(r, "pass@1"), r["more_gain"].get("pass@1"), gain(r, "pass@k"), r["more_gain"].get(pk)]
+        gains = [
+            gain(r, "pass@1"),
+            r["more_gain"].get("pass@1"),
+            gain(r, "pass@k"),
+            r["more_gain"].get(pk),
+        ]
         m = r["matched"]
-        rows.append([r["label"], m["extra_tokens"], m["rl_s"], m.get("more_pretrain_s"), *(_fmt(g) for g in gains),
-                     _winner(gains[0], gains[1]), _winner(gains[2], gains[3])])
-    return (f"Compute-matched: RL against more pretraining of the same base ({compute}-matched)", header, rows)
+        rows.append(
+            [
+                r["label"],
+                m["extra_tokens"],
+                m["rl_s"],
+                m.get("more_pretrain_s"),
+                *(fmt(g) for g in gains),
+                _winner(gains[0], gains[1]),
+                _winner(gains[2], gains[3]),
+            ]
+        )
+    return (
+        f"Compute-matched: RL against more pretraining of the same base ({compute}-matched)",
+        header,
+        rows,
+    )
 
 
 def _winner(rl: float | None, more: float | None) -> str:
@@ -283,25 +370,36 @@ def plot_matched(rows: Sequence[Row], kl: str, path: Path) -> Path:
                 continue
             ax.plot([x, x], ys, color=f"C{i % 10}", linewidth=0.8)
             ax.scatter([x], [ys[0]], marker="o", color=f"C{i % 10}", label="RL" if i == 0 else None)
-            ax.scatter([x], [ys[1]], marker="s", facecolor="none", edgecolor=f"C{i % 10}",
-                       label="more pretraining" if i == 0 else None)
-            ax.annotate(r["label"], (x, max(ys)), fontsize=6, xytext=(3, 3), textcoords="offset points")
+            ax.scatter(
+                [x],
+                [ys[1]],
+                marker="s",
+                facecolor="none",
+                edgecolor=f"C{i % 10}",
+                label="more pretraining" if i == 0 else None,
+            )
+            ax.annotate(
+                r["label"], (x, max(ys)), fontsize=6, xytext=(3, 3), textcoords="offset points"
+            )
         ax.axhline(0, color="gray", linewidth=0.6)
         ax.set_xlabel("base pass@1", fontsize=8)
         ax.set_ylabel(f"gain in {kl if which == 'pass@k' else which}", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def failed_table(state: dict[str, Any]) -> Table | None:
     rows = [[r["name"], r.get("error", "")] for r in state["cells"] if r["status"] == "failed"]
-    rows += [[f"{r['name']} (more pretraining)", r["matched_error"]] for r in state["cells"] if "matched_error" in r]
-    return ("Failed cells (rerun the sweep to retry them)", ["cell", "error"], rows) if rows else None
+    rows += [
+        [f"{r['name']} (more pretraining)", r["matched_error"]]
+        for r in state["cells"]
+        if "matched_error" in r
+    ]
+    return (
+        ("Failed cells (rerun the sweep to retry them)", ["cell", "error"], rows) if rows else None
+    )
 
 
 def write_sweep_report(out: Path, state: dict[str, Any]) -> Path:
@@ -315,11 +413,21 @@ def write_sweep_report(out: Path, state: dict[str, Any]) -> Path:
         (out / "plots").mkdir(parents=True, exist_ok=True)
         for which, stem in (("pass@1", "gain_pass1"), ("pass@k", "gain_passk")):
             label = kl if which == "pass@k" else which
-            figures.append((f"RL gain in {label} against each base metric",
-                            plot_gain(state["cells"], metrics, which, kl, corr, out / "plots" / f"{stem}.png")))
+            figures.append(
+                (
+                    f"RL gain in {label} against each base metric",
+                    plot_gain(
+                        state["cells"], metrics, which, kl, corr, out / "plots" / f"{stem}.png"
+                    ),
+                )
+            )
         if matched_rows(state["cells"]):
-            figures.append(("RL against more pretraining at the same cost",
-                            plot_matched(state["cells"], kl, out / "plots" / "matched.png")))
+            figures.append(
+                (
+                    "RL against more pretraining at the same cost",
+                    plot_matched(state["cells"], kl, out / "plots" / "matched.png"),
+                )
+            )
     tables = [cells_table(state, kl), correlation_table({**state, "correlations": corr}, kl)]
     tables += [t for t in (levels_table(state), matched_table(state, kl), failed_table(state)) if t]
     intro = _intro(state)
@@ -331,38 +439,31 @@ def write_sweep_report(out: Path, state: dict[str, Any]) -> Path:
 def _intro(state: dict[str, Any]) -> str:
     rows = state["cells"]
     axes = ", ".join(f"{a['path']} ({len(a['values'])})" for a in state["axes"])
-    text = (f"{len(finished(rows))} of {len(rows)} cells finished{' (--quick)' if state.get('quick') else ''}; "
-            f"grid: {axes}; sweep file: {state.get('source')}.")
+    text = (
+        f"{len(finished(rows))} of {len(rows)} cells finished{' (--quick)' if state.get('quick') else ''}; "
+        f"grid: {axes}; sweep file: {state.get('source')}."
+    )
     if state.get("elapsed_s") is not None:
         text += f" This invocation took {state['elapsed_s']} s."
     return text
 
 
-def _markdown(title: str, intro: str, tables: list[Table], figures: list[tuple[str, Path]]) -> str:
-    lines = [f"# reasonlab sweep: {title}", "", intro, ""]
-    for caption, header, rows in tables:
-        lines += [f"## {caption}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-        lines += [""]
-    for caption, path in figures:
-        lines += [f"## {caption}", "", f"![{caption}](plots/{path.name})", ""]
+def _markdown(title: str, intro: str, tables: list[Table], figures: list[Figure]) -> str:
+    lines = [
+        f"# reasonlab sweep: {title}",
+        "",
+        intro,
+        "",
+        *markdown_tables(tables),
+        *markdown_figures(figures),
+    ]
     return "\n".join(lines)
 
 
-def _html(title: str, intro: str, tables: list[Table], figures: list[tuple[str, Path]]) -> str:
-    esc = html.escape
-    body = f"<h1>reasonlab sweep: {esc(title)}</h1><p>{esc(intro)}</p>"
-    for caption, header, rows in tables:
-        head = "".join(f"<th>{esc(h)}</th>" for h in header)
-        cells = "".join("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-        body += f"<h2>{esc(caption)}</h2><table><tr>{head}</tr>{cells}</table>"
-    body += "".join(f"<h2>{esc(c)}</h2><img src='plots/{esc(p.name)}' alt='{esc(c)}'>" for c, p in figures)
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>reasonlab sweep: {esc(title)}</title>"
-            "<style>body{font-family:sans-serif;max-width:72em;margin:2em auto}td,th{padding:2px 10px}"
-            "img{max-width:100%}</style></head>" f"<body>{body}</body></html>\n")
-
-
-def _fmt(x: Any) -> Any:
-    if x is None:
-        return "n/a"
-    return round(x, 3) if isinstance(x, float) else x
+def _html(title: str, intro: str, tables: list[Table], figures: list[Figure]) -> str:
+    body = f"<h1>reasonlab sweep: {html.escape(title)}</h1><p>{html.escape(intro)}</p>"
+    return html_page(
+        f"reasonlab sweep: {title}",
+        body + html_tables(tables) + html_figures(figures),
+        width="72em",
+    )

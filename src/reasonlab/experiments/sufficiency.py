@@ -29,30 +29,27 @@ from __future__ import annotations
 import copy
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
-from reasonlab.errors import ReasonlabError
+from reasonlab.config import RunConfig, SufficiencySettings, config_from_dict
+from reasonlab.errors import ConfigError
 from reasonlab.evaluate.runner import SamplingParams, evaluate_policy
-from reasonlab.evaluate.sufficiency import edge_of_competence, headline, level_metrics, selection_metrics, verdict
-from reasonlab.models.tokenizer import CharTokenizer
+from reasonlab.evaluate.sufficiency import (
+    edge_of_competence,
+    headline,
+    level_metrics,
+    selection_metrics,
+    verdict,
+)
+from reasonlab.judges.base import Judge, score_solutions
+from reasonlab.models import CharTokenizer, Policy, load_policy
+from reasonlab.rl.trainer import check_base, train_rl, validate_rl
+from reasonlab.sampling import check_fits, generate
 from reasonlab.tasks import Task, get_task
-
-
-@dataclass(frozen=True)
-class SufficiencySettings:
-    """How much to sample and train for one sufficiency measurement."""
-
-    n: int = 256  # samples per problem at every level
-    n_problems: int = 100  # test problems per level
-    best_of: int = 16  # the first N samples of each problem scored by the judge
-    control_steps: int = 30  # GRPO steps of each control run (0 skips the control)
-    control_samples: int = 32  # samples per problem measuring the control runs' pass@1
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 64
-    batch_size: int = 256
+from reasonlab.training.tracking import read_metrics
+from reasonlab.types import Problem
 
 
 def level_task(task_name: str, knobs: Mapping[str, Any], level: int | None) -> Task:
@@ -61,12 +58,12 @@ def level_task(task_name: str, knobs: Mapping[str, Any], level: int | None) -> T
     if level is None:
         return task
     if task.difficulty_knob is None:
-        raise ReasonlabError(f"--levels: task {task_name!r} has no difficulty knob")
+        raise ConfigError(f"task {task_name!r} has no difficulty knob")
     return get_task(task_name, **{**knobs, task.difficulty_knob: level})
 
 
-def check_sampling(policy: Any, task: Task, max_new_tokens: int, seed: int) -> None:
-    """ReasonlabError when `policy` cannot sample `task`: prompts its tokenizer cannot write, prompts too
+def check_sampling(policy: Policy, task: Task, max_new_tokens: int, seed: int) -> None:
+    """ConfigError when `policy` cannot sample `task`: prompts its tokenizer cannot write, prompts too
     long for its context, or a failing probe sample."""
     probe = task.sample("test", 1, seed)
     tok = policy.tokenizer
@@ -74,32 +71,37 @@ def check_sampling(policy: Any, task: Task, max_new_tokens: int, seed: int) -> N
     if isinstance(tok, CharTokenizer):
         unknown = sorted({c for c in prompt if tok.encode(c) == [tok.unk_id]})
         if unknown:
-            raise ReasonlabError(f"--model: its tokenizer cannot write task {task.name!r}'s prompts "
-                                 f"(unknown characters {''.join(unknown)!r}); pretrain it on this task")
-    limit = getattr(getattr(policy, "config", None), "max_seq_len", None)
-    length = len(tok.encode_prompt(prompt))
-    if limit is not None and length + max_new_tokens > limit:
-        raise ReasonlabError(f"--model: prompts of {length} tokens + {max_new_tokens} new tokens exceed its "
-                             f"max_seq_len {limit} on task {task.name!r}")
-    from reasonlab.sampling import generate
-
+            raise ConfigError(
+                f"its tokenizer cannot write task {task.name!r}'s prompts "
+                f"(unknown characters {''.join(unknown)!r}); pretrain it on this task"
+            )
+    check_fits(policy, probe, max_new_tokens, "max_new_tokens")
     try:
         generate(policy, probe, 1, seed, max_new_tokens=min(max_new_tokens, 8))
     except (RuntimeError, ValueError, KeyError, IndexError, TypeError) as err:
-        raise ReasonlabError(f"--model: cannot sample task {task.name!r}: {' '.join(str(err).split())[:200]}") from None
+        raise ConfigError(
+            f"cannot sample task {task.name!r}: {' '.join(str(err).split())[:200]}"
+        ) from None
 
 
-def run_sufficiency(policy: Any, task_name: str, knobs: Mapping[str, Any], levels: Sequence[int | None],
-                    settings: SufficiencySettings, judge: Any, seed: int, rl_config: Any = None,
-                    base_dir: Path | None = None, main_level: int | None = None,
-                    say: Callable[[str], None] = lambda msg: None) -> dict[str, Any]:
+def run_sufficiency(
+    policy: Policy,
+    task_name: str,
+    knobs: Mapping[str, Any],
+    levels: Sequence[int | None],
+    settings: SufficiencySettings,
+    judge: Judge,
+    seed: int,
+    rl_config: RunConfig | None = None,
+    base_dir: Path | None = None,
+    main_level: int | None = None,
+    say: Callable[[str], None] = lambda msg: None,
+) -> dict[str, Any]:
     """Measure every level, score the first `best_of` samples with `judge`, run the random-reward
     control at the main level (when `rl_config`, a RunConfig, is given and control_steps > 0), and
     return the result with its verdict. `levels` are difficulty-knob values ([None]: the task as given);
     the main level is `main_level`, else the first. evaluate_policy keeps the first `best_of` sample
     texts per problem (keep_samples) and only those are judged; the result keeps no sample text."""
-    from reasonlab.judges.base import score_solutions
-
     s = settings
     main = main_level if main_level is not None else levels[0]
     tasks = {level: level_task(task_name, knobs, level) for level in levels}
@@ -107,22 +109,37 @@ def run_sufficiency(policy: Any, task_name: str, knobs: Mapping[str, Any], level
         check_sampling(policy, task, s.max_new_tokens, seed)
     problems = {level: task.sample("test", s.n_problems, seed + 1) for level, task in tasks.items()}
     main_knobs = {**knobs, tasks[main].difficulty_knob: main} if main is not None else dict(knobs)
-    control_cfg = _control_config(rl_config, task_name, main_knobs, seed, s.control_steps) if (
-        rl_config is not None and s.control_steps > 0) else None
+    control_cfg = (
+        _control_config(rl_config, task_name, main_knobs, seed, s.control_steps)
+        if (rl_config is not None and s.control_steps > 0)
+        else None
+    )
     if control_cfg is not None:
-        from reasonlab.rl.trainer import check_base, validate_rl
-
         validate_rl(control_cfg("outcome"))
         check_base(control_cfg("outcome"), policy, tasks[main])
     t0 = time.perf_counter()
-    result: dict[str, Any] = {"task": task_name, "knobs": dict(tasks[main].knobs),
-                              "difficulty_knob": tasks[main].difficulty_knob, "main_level": _key(main),
-                              "n": s.n, "n_problems": s.n_problems, "best_of": s.best_of, "seed": seed,
-                              "levels": {}, "coverage": {}, "judge": {"name": getattr(judge, "name", "judge"),
-                                                                      "levels": {}}}
+    result: dict[str, Any] = {
+        "task": task_name,
+        "knobs": dict(tasks[main].knobs),
+        "difficulty_knob": tasks[main].difficulty_knob,
+        "main_level": _key(main),
+        "n": s.n,
+        "n_problems": s.n_problems,
+        "best_of": s.best_of,
+        "seed": seed,
+        "levels": {},
+        "coverage": {},
+        "judge": {"name": getattr(judge, "name", "judge"), "levels": {}},
+    }
     times = {"sample_s": 0.0, "judge_s": 0.0, "control_s": 0.0}
-    params = SamplingParams(n=s.n, seed=seed, temperature=s.temperature, top_p=s.top_p,
-                            max_new_tokens=s.max_new_tokens, batch_size=s.batch_size)
+    params = SamplingParams(
+        n=s.n,
+        seed=seed,
+        temperature=s.temperature,
+        top_p=s.top_p,
+        max_new_tokens=s.max_new_tokens,
+        batch_size=s.batch_size,
+    )
     for level, task in tasks.items():
         say(f"level {level}: {s.n_problems} problems x {s.n} samples")
         t = time.perf_counter()
@@ -130,72 +147,109 @@ def run_sufficiency(policy: Any, task_name: str, knobs: Mapping[str, Any], level
         times["sample_s"] += time.perf_counter() - t
         records = ev["problems"]
         result["levels"][_key(level)] = level_metrics(records, s.n)
-        result["coverage"][_key(level)] = [round(ev["summary"][f"pass@{k}"], 5) for k in range(1, s.n + 1)]
+        result["coverage"][_key(level)] = [
+            round(ev["summary"][f"pass@{k}"], 5) for k in range(1, s.n + 1)
+        ]
         t = time.perf_counter()
         first = [r["samples"][: s.best_of] for r in records]  # (P, N)
-        flat = score_solutions(judge, [r["prompt"] for r, f in zip(records, first) for _ in f],
-                               [x["text"] for f in first for x in f])
+        flat = score_solutions(
+            judge,
+            [r["prompt"] for r, f in zip(records, first) for _ in f],
+            [x["text"] for f in first for x in f],
+        )
         scores, at = [], 0
         for f in first:
             scores.append(flat[at : at + len(f)])
             at += len(f)
         result["judge"]["levels"][_key(level)] = selection_metrics(
-            scores, [[x["outcome"] == "correct" for x in f] for f in first],
-            [r["answers"][: s.best_of] for r in records], seed)
+            scores,
+            [[x["outcome"] == "correct" for x in f] for f in first],
+            [r["answers"][: s.best_of] for r in records],
+            seed,
+        )
         times["judge_s"] += time.perf_counter() - t
-    result["edge_of_competence"] = edge_of_competence(result["levels"], s.n) if None not in levels else None
+    result["edge_of_competence"] = (
+        edge_of_competence(result["levels"], s.n) if None not in levels else None
+    )
     if control_cfg is not None:
         t = time.perf_counter()
         base_p1 = result["levels"][_key(main)]["pass@1"]
-        result["control"] = random_reward_control(policy, control_cfg, tasks[main], problems[main], s, seed,
-                                                  base_p1, base_dir, say)
+        result["control"] = random_reward_control(
+            policy, control_cfg, tasks[main], problems[main], s, seed, base_p1, base_dir, say
+        )
         times["control_s"] = time.perf_counter() - t
-    result["time"] = {**{k: round(v, 1) for k, v in times.items()}, "total_s": round(time.perf_counter() - t0, 1)}
+    result["time"] = {
+        **{k: round(v, 1) for k, v in times.items()},
+        "total_s": round(time.perf_counter() - t0, 1),
+    }
     result["verdict"] = verdict(result)
     result["headline"] = headline(result["verdict"])
     return result
 
 
-def random_reward_control(policy: Any, control_cfg: Callable[[str], Any], task: Task, problems: Sequence[Any],
-                          settings: SufficiencySettings, seed: int, base_pass_1: float, base_dir: Path | None,
-                          say: Callable[[str], None] = lambda msg: None) -> dict[str, Any]:
+def random_reward_control(
+    policy: Policy,
+    control_cfg: Callable[[str], RunConfig],
+    task: Task,
+    problems: Sequence[Problem],
+    settings: SufficiencySettings,
+    seed: int,
+    base_pass_1: float,
+    base_dir: Path | None,
+    say: Callable[[str], None] = lambda msg: None,
+) -> dict[str, Any]:
     """Two GRPO runs of `control_steps` from the same base and seed, rewarded by the verifier and by a
     fair coin, trained in a temporary folder; pass@1 of each on `problems` and its gain over the base."""
-    from reasonlab.models import load_policy
-    from reasonlab.rl.trainer import train_rl
-    from reasonlab.tracking import read_metrics
-
-    out: dict[str, Any] = {"steps": settings.control_steps, "samples": settings.control_samples,
-                           "base_pass@1": base_pass_1}
-    params = SamplingParams(n=settings.control_samples, seed=seed, temperature=settings.temperature,
-                            top_p=settings.top_p, max_new_tokens=settings.max_new_tokens,
-                            batch_size=settings.batch_size)
+    out: dict[str, Any] = {
+        "steps": settings.control_steps,
+        "samples": settings.control_samples,
+        "base_pass@1": base_pass_1,
+    }
+    params = SamplingParams(
+        n=settings.control_samples,
+        seed=seed,
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        max_new_tokens=settings.max_new_tokens,
+        batch_size=settings.batch_size,
+    )
     for reward in ("outcome", "random"):
         say(f"control: {settings.control_steps} GRPO steps with the {reward} reward")
         cfg = control_cfg(reward)
-        fresh = load_policy(base_dir, options=cfg.hf.model_dump()) if base_dir is not None else copy.deepcopy(policy)
+        fresh = (
+            load_policy(base_dir, options=cfg.hf.model_dump())
+            if base_dir is not None
+            else copy.deepcopy(policy)
+        )
         with tempfile.TemporaryDirectory(prefix="reasonlab-control-") as tmp:
             trained = train_rl(cfg, Path(tmp), Path(tmp) / "base", policy=fresh)
             rows = [r for r in read_metrics(Path(tmp) / "metrics.jsonl") if "reward/mean" in r]
         p1 = evaluate_policy(trained, task, problems, params, keep_samples=0)["summary"]["pass@1"]
-        out[reward] = {"pass@1": p1, "gain": p1 - base_pass_1,
-                       "reward": [r["reward/mean"] for r in rows], "pass_rate": [r["rl/pass_rate"] for r in rows]}
+        out[reward] = {
+            "pass@1": p1,
+            "gain": p1 - base_pass_1,
+            "reward": [r["reward/mean"] for r in rows],
+            "pass_rate": [r["rl/pass_rate"] for r in rows],
+        }
         del trained, fresh
     out["outcome_gain"], out["random_gain"] = out["outcome"]["gain"], out["random"]["gain"]
     return out
 
 
-def _control_config(rl_config: Any, task_name: str, knobs: Mapping[str, Any], seed: int,
-                    steps: int) -> Callable[[str], Any]:
+def _control_config(
+    rl_config: RunConfig, task_name: str, knobs: Mapping[str, Any], seed: int, steps: int
+) -> Callable[[str], RunConfig]:
     """reward name -> the RunConfig of one control run: `rl_config` with this task and knobs (the main
     level), `steps` steps, that reward alone, no learned judge, one checkpoint, no TensorBoard."""
-    from reasonlab.config import config_from_dict
-
     raw = rl_config.model_dump(mode="json")
     raw.update(seed=seed, task={"name": task_name, "knobs": dict(knobs)})
-    raw["rl"].update(steps=steps, judge=None, checkpoint_every=steps, task_knobs={})  # RL at the main level
+    raw["rl"].update(
+        steps=steps, judge=None, checkpoint_every=steps, task_knobs={}
+    )  # RL at the main level
     raw["tracking"]["tensorboard"] = False
-    return lambda reward: config_from_dict({**raw, "rl": {**raw["rl"], "rewards": {reward: 1.0}}}, "control")
+    return lambda reward: config_from_dict(
+        {**raw, "rl": {**raw["rl"], "rewards": {reward: 1.0}}}, "control"
+    )
 
 
 def _key(level: int | None) -> int:

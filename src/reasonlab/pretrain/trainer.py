@@ -1,11 +1,9 @@
 """Pretraining a base model: next-token training on a generated task corpus with a token budget.
 
-The corpus is a mixture of trace styles (answer-only, step-by-step, with checks and backtracking),
-rendered from the task's train split, tokenized as `<bos> prompt solution <eos>` and packed into one
-stream. Each step reads `batch_size` random windows of `seq_len + 1` tokens; which windows is a pure
-function of (seed, step), so a resumed run sees exactly the batches an uninterrupted one would.
-By default the loss covers solution tokens only (the prompts are random numbers that no model can
-predict); `loss_on_prompt` restores plain language-model training. AdamW, linear warm-up then
+The corpus (pretrain/corpus.py) packs task solutions in a mixture of trace styles into one token
+stream, read as random windows that are a pure function of (seed, step). By default the loss
+covers solution tokens only (the prompts are random numbers that no model can predict);
+`loss_on_prompt` restores plain language-model training. AdamW, linear warm-up then
 cosine decay, global gradient clipping. Departs from nanoGPT's train.py only in the packing of
 short documents and the loss mask. Usage:
 
@@ -16,67 +14,22 @@ short documents and the loss mask. Usage:
 
 from __future__ import annotations
 
-import math
-import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from reasonlab.checkpointing import TrainState, latest_state, save_state
 from reasonlab.config import RunConfig
 from reasonlab.errors import RunFolderError
 from reasonlab.models import CharTokenizer, TinyPolicy, TransformerConfig, save_policy
-from reasonlab.tasks import Task, get_task
-from reasonlab.tracking import MetricsLogger, truncate_after
-from reasonlab.traces import Mixture, render
-
-
-@dataclass(frozen=True)
-class TokenStream:
-    """A packed corpus: token ids and a 0/1 mask of the positions whose next token is learned."""
-
-    ids: np.ndarray  # (N,) int64
-    learn: np.ndarray  # (N,) bool, learn[i] == predict ids[i] from ids[:i]
-
-
-def corpus_mixture(cfg: RunConfig) -> Mixture:
-    """The trace mixture the config asks for."""
-    t = cfg.traces
-    return Mixture({"answer_only": t.answer_only, "steps": t.steps, "backtrack": t.backtrack})
-
-
-def build_stream(task: Task, cfg: RunConfig, split: str, n_docs: int, seed: int, tok: CharTokenizer) -> TokenStream:
-    """Render `n_docs` solutions of `split` problems in the configured trace mixture and pack them.
-
-    Problems are drawn independently (a small problem space repeats problems rather than running out).
-    """
-    mix = corpus_mixture(cfg)
-    rng = random.Random(seed)
-    ids: list[int] = []
-    learn: list[bool] = []
-    for problem in task.sample(split, n_docs, seed, distinct=False):
-        solution = render(task, problem, mix.choose(rng), rng, error_rate=cfg.traces.error_rate)
-        prompt_ids = [tok.bos_id] + tok.encode(problem.prompt)
-        solution_ids = tok.encode(solution) + [tok.eos_id]
-        ids += prompt_ids + solution_ids
-        learn += [cfg.pretrain.loss_on_prompt] * len(prompt_ids) + [True] * len(solution_ids)
-    learn[0] = False
-    return TokenStream(np.asarray(ids, dtype=np.int64), np.asarray(learn, dtype=bool))
-
-
-def get_batch(stream: TokenStream, batch_size: int, seq_len: int, seed: int, step: int) -> tuple[torch.Tensor, ...]:
-    """Random windows: inputs (B, T), targets (B, T), loss weights (B, T); a pure function of (seed, step)."""
-    rng = np.random.default_rng([seed, step])
-    starts = rng.integers(0, len(stream.ids) - seq_len - 1, size=batch_size)
-    idx = starts[:, None] + np.arange(seq_len + 1)[None, :]  # (B, T+1)
-    window = torch.from_numpy(stream.ids[idx])
-    weight = torch.from_numpy(stream.learn[idx[:, 1:]]).float()
-    return window[:, :-1], window[:, 1:], weight
+from reasonlab.pretrain.corpus import TokenStream, build_stream, get_batch
+from reasonlab.tasks import get_task
+from reasonlab.training.checkpointing import TrainState, latest_state, save_state
+from reasonlab.training.optim import lr_at, make_optimizer
+from reasonlab.training.tracking import MetricsLogger, truncate_after
 
 
 def masked_loss(logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -86,32 +39,14 @@ def masked_loss(logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tenso
     return (nll * w).sum() / w.sum().clamp(min=1.0)
 
 
-def lr_at(step: int, total: int, peak: float, warmup: int, min_ratio: float) -> float:
-    """Linear warm-up to `peak`, then cosine decay to `min_ratio * peak` at `total`."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return peak * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only (norms and embeddings are not decayed).
-
-    Not `fused`: torch's fused AdamW updates parameters without bumping their version counters, which
-    the KV cache's weight snapshot (Transformer.decoding_weights) relies on to see an update."""
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        (decay if p.ndim >= 2 and "emb" not in name else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), fused=False)
-
-
 def total_steps(cfg: RunConfig) -> int:
     return max(1, cfg.pretrain.token_budget // (cfg.pretrain.batch_size * cfg.pretrain.seq_len))
 
 
 def pretrain(
-    cfg: RunConfig, run_dir: Path, on_step: Callable[[int, int, dict[str, float]], None] | None = None
+    cfg: RunConfig,
+    run_dir: Path,
+    on_step: Callable[[int, int, dict[str, float]], None] | None = None,
 ) -> TinyPolicy:
     """Train a base model as `cfg` says, in `run_dir`; resumes from its last checkpoint if there is one."""
     pc = cfg.pretrain
@@ -119,15 +54,24 @@ def pretrain(
     ckpt_dir = run_dir / "checkpoints" / "pretrain"
     resumed = latest_state(ckpt_dir, policy.module, opt)
     steps = total_steps(cfg)
-    schedule = Schedule(start=resumed[0].step if resumed else 0, steps=steps, peak=pc.lr,
-                        warmup=pc.warmup_steps, min_ratio=pc.min_lr_ratio)
+    schedule = Schedule(
+        start=resumed[0].step if resumed else 0,
+        steps=steps,
+        peak=pc.lr,
+        warmup=pc.warmup_steps,
+        min_ratio=pc.min_lr_ratio,
+    )
     train_steps(cfg, policy, opt, schedule, run_dir, ckpt_dir, on_step)
     save_policy(policy, run_dir / "base")
     return policy
 
 
 def continue_pretraining(
-    cfg: RunConfig, base_run: Path, run_dir: Path, extra_tokens: int, peak_lr: float | None = None,
+    cfg: RunConfig,
+    base_run: Path,
+    run_dir: Path,
+    extra_tokens: int,
+    peak_lr: float | None = None,
     on_step: Callable[[int, int, dict[str, float]], None] | None = None,
 ) -> TinyPolicy:
     """More pretraining of the finished base in `base_run`: from its final weights and optimizer state,
@@ -144,13 +88,20 @@ def continue_pretraining(
     if resumed is None:
         found = latest_state(base_run / "checkpoints" / "pretrain", policy.module, opt)
         if found is None or found[0].step != base_steps:
-            raise RunFolderError(f"{base_run}: the base's pretraining has not finished (no checkpoint at its last "
-                                 f"step, {base_steps}); run it first")
+            raise RunFolderError(
+                f"{base_run}: the base's pretraining has not finished (no checkpoint at its last "
+                f"step, {base_steps}); run it first"
+            )
     steps = max(1, extra_tokens // (pc.batch_size * pc.seq_len))
     peak = peak_lr if peak_lr is not None else pc.lr
-    schedule = Schedule(start=resumed[0].step if resumed else 0, steps=steps, peak=peak,
-                        warmup=min(pc.warmup_steps, steps // 10), min_ratio=pc.lr * pc.min_lr_ratio / peak,
-                        batch_offset=base_steps)
+    schedule = Schedule(
+        start=resumed[0].step if resumed else 0,
+        steps=steps,
+        peak=peak,
+        warmup=min(pc.warmup_steps, steps // 10),
+        min_ratio=pc.lr * pc.min_lr_ratio / peak,
+        batch_offset=base_steps,
+    )
     train_steps(cfg, policy, opt, schedule, run_dir, ckpt_dir, on_step)
     save_policy(policy, run_dir / "model")
     return policy
@@ -175,12 +126,21 @@ class Schedule:
 def new_model(cfg: RunConfig) -> tuple[TinyPolicy, torch.optim.AdamW]:
     """A freshly initialised model (seeded by cfg.seed) and its optimizer."""
     tok = CharTokenizer()
-    policy = TinyPolicy.create(TransformerConfig(vocab_size=tok.vocab_size, **cfg.model.model_dump()), seed=cfg.seed)
+    policy = TinyPolicy.create(
+        TransformerConfig(vocab_size=tok.vocab_size, **cfg.model.model_dump()), seed=cfg.seed
+    )
     return policy, make_optimizer(policy.module, cfg.pretrain.lr, cfg.pretrain.weight_decay)
 
 
-def train_steps(cfg: RunConfig, policy: TinyPolicy, opt: torch.optim.AdamW, schedule: Schedule, run_dir: Path,
-                ckpt_dir: Path, on_step: Callable[[int, int, dict[str, float]], None] | None) -> None:
+def train_steps(
+    cfg: RunConfig,
+    policy: TinyPolicy,
+    opt: torch.optim.AdamW,
+    schedule: Schedule,
+    run_dir: Path,
+    ckpt_dir: Path,
+    on_step: Callable[[int, int, dict[str, float]], None] | None,
+) -> None:
     """The training loop: the schedule's steps on the task corpus, with metrics, held-out loss and checkpoints."""
     pc = cfg.pretrain
     task = get_task(cfg.task.name, **cfg.task.knobs)
@@ -199,11 +159,15 @@ def train_steps(cfg: RunConfig, policy: TinyPolicy, opt: torch.optim.AdamW, sche
             lr = schedule.lr(step)
             for group in opt.param_groups:
                 group["lr"] = lr
-            x, y, w = get_batch(train, pc.batch_size, pc.seq_len, cfg.seed, schedule.batch_offset + step)
+            x, y, w = get_batch(
+                train, pc.batch_size, pc.seq_len, cfg.seed, schedule.batch_offset + step
+            )
             loss = masked_loss(policy.logits(x), y, w)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"pretraining diverged at step {step + 1} (loss {loss.item()}); "
-                                         f"the last good checkpoint is kept in {ckpt_dir}")
+                raise FloatingPointError(
+                    f"pretraining diverged at step {step + 1} (loss {loss.item()}); "
+                    f"the last good checkpoint is kept in {ckpt_dir}"
+                )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(module.parameters(), pc.grad_clip)
@@ -216,7 +180,9 @@ def train_steps(cfg: RunConfig, policy: TinyPolicy, opt: torch.optim.AdamW, sche
                 row["train/tokens_per_s"] = window_steps * tokens_per_step / (now - t_last)
                 t_last, window_steps = now, 0
             if done % pc.eval_every == 0 or done == steps:
-                row["eval/loss"] = held_out_loss(policy, held_out, pc.batch_size, pc.seq_len, cfg.seed)
+                row["eval/loss"] = held_out_loss(
+                    policy, held_out, pc.batch_size, pc.seq_len, cfg.seed
+                )
                 module.train()
             row["train/tokens"] = done * tokens_per_step
             log.log(row, step=done)
@@ -228,7 +194,9 @@ def train_steps(cfg: RunConfig, policy: TinyPolicy, opt: torch.optim.AdamW, sche
 
 
 @torch.no_grad()
-def held_out_loss(policy: TinyPolicy, stream: TokenStream, batch_size: int, seq_len: int, seed: int) -> float:
+def held_out_loss(
+    policy: TinyPolicy, stream: TokenStream, batch_size: int, seq_len: int, seed: int
+) -> float:
     """Loss on a fixed set of windows of the test-split stream (same windows every time)."""
     policy.module.eval()
     losses = []

@@ -1,0 +1,5 @@
+"""`python -m reasonlab.cli ...` runs the `reasonlab` command."""
+
+from reasonlab.cli.app import main
+
+main()
