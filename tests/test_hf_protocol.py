@@ -54,5 +54,7 @@ def test_check_base_reads_max_seq_len(policy):
             "rl": {"max_new_tokens": 5000},
         }
     )
-    with pytest.raises(ConfigError, match="exceed the base model's max_seq_len 4096"):
+    with pytest.raises(
+        ConfigError, match="rl.max_new_tokens: prompts of .* exceed the model's max_seq_len 4096"
+    ):
         check_base(cfg, policy, get_task("arith", n_operands=2, digits=1, operators="+"))

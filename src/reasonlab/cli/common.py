@@ -54,9 +54,8 @@ RL_BAR = ("RL", "reward/mean", "reward")
 JUDGE_BAR = ("judges", "judge/loss", "loss")
 
 
-FIELD_OPTIONS: list[
-    tuple[tuple[str, ...], type[BaseModel], str]
-] = []  # (flags, model, field), for the tests
+# (flags, model, field) of every field option, so the tests can check them against the models
+FIELD_OPTIONS: list[tuple[tuple[str, ...], type[BaseModel], str]] = []
 
 
 def field_option(model: type[BaseModel], name: str, *flags: str, help: str | None = None) -> Any:

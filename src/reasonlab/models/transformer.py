@@ -29,15 +29,15 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from torch import nn
+
+from reasonlab.config import Strict
 
 EPS = 1e-6  # RMSNorm epsilon
 
 
-class TransformerConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
-
+class TransformerConfig(Strict):
     vocab_size: int = Field(gt=0)
     """Number of token ids (the tokenizer's vocab_size)."""
     d_model: int = Field(128, gt=0)
