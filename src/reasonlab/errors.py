@@ -2,7 +2,12 @@
 
 Raise these for bad input (unknown task or knob, malformed config or data file, missing or corrupt
 checkpoint, an output folder holding another run); the message names the field or file.
+`short_repr` shows a bad value in such a message.
 """
+
+from __future__ import annotations
+
+from typing import Any
 
 
 class ReasonlabError(Exception):
@@ -23,3 +28,9 @@ class RunFolderError(ReasonlabError):
 
 class DataError(ReasonlabError):
     """A malformed data file: the message names the file, the line and the field."""
+
+
+def short_repr(value: Any) -> str:
+    """repr(value), cut to 40 characters for error messages."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from reasonlab.errors import ConfigError
+from reasonlab.errors import ConfigError, short_repr
 
 T = TypeVar("T")
 
@@ -55,8 +55,8 @@ class Registry(dict[str, T]):
         obj = self.get(name) if isinstance(name, str) else None
         if obj is None:
             prefix = f"{field}: " if field else ""
-            shown = repr(name) if len(repr(name)) <= 60 else repr(name)[:57] + "..."
+            known = ", ".join(sorted(self))
             raise ConfigError(
-                f"{prefix}unknown {noun or self.kind} {shown} (known: {', '.join(sorted(self))})"
+                f"{prefix}unknown {noun or self.kind} {short_repr(name)} (known: {known})"
             )
         return obj

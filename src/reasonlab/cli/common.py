@@ -109,12 +109,12 @@ def parse_knobs(items: list[str]) -> dict[str, Any]:
 
 
 def task_knobs(
-    task_name: str, run_cfg: RunConfig | None, knob: list[str], data_dir: Path | None
+    task_name: str, run_cfg: RunConfig | None, given: Mapping[str, Any], data_dir: Path | None
 ) -> dict[str, Any]:
-    """The knobs of a command's task: the run's own knobs when it is the run's task, then `--knob` items,
-    then `--data-dir` for tasks that read benchmark files."""
+    """The knobs of a command's task: the run's own knobs when it is the run's task, then the `--knob`
+    items (`given`, from parse_knobs), then `--data-dir` for tasks that read benchmark files."""
     knobs = dict(run_cfg.task.knobs) if run_cfg and task_name == run_cfg.task.name else {}
-    knobs.update(parse_knobs(knob))
+    knobs.update(given)
     if data_dir is not None:
         knobs["data_dir"] = str(data_dir)
     return knobs

@@ -118,8 +118,9 @@ def eval_(
     task_name = task or (run_cfg.task.name if run_cfg else None)
     if task_name is None:
         raise ReasonlabError("--task is required when --model is not a run folder")
-    the_task = make_task(task_name, task_knobs(task_name, run_cfg, knob, data_dir))
-    extra = "".join(f"_{k}{v}" for k, v in parse_knobs(knob).items())
+    given = parse_knobs(knob)
+    the_task = make_task(task_name, task_knobs(task_name, run_cfg, given, data_dir))
+    extra = "".join(f"_{k}{v}" for k, v in given.items())
     name = (
         f"{model_dir.name}_{task_name.replace(':', '-')}{extra}_n{ec.n_samples}_seed{run.seed}.json"
     )

@@ -23,6 +23,7 @@ from reasonlab.cli.common import (
     console,
     field_option,
     make_task,
+    parse_knobs,
     print_summary,
     progress,
     resolve_model,
@@ -208,7 +209,7 @@ def judge_eval(
     the_judge, judge_dir, run_cfg = _load_any_judge(judge)
     name = Path(judge).name if judge_dir else judge
     task_name = task or (run_cfg.task.name if run_cfg else "arith")
-    the_task = make_task(task_name, task_knobs(task_name, run_cfg, knob, None))
+    the_task = make_task(task_name, task_knobs(task_name, run_cfg, parse_knobs(knob), None))
     if the_judge is None:  # the verifier of the task
         from reasonlab.judges.verifier import VerifierJudge
 

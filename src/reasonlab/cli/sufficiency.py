@@ -24,6 +24,7 @@ from reasonlab.cli.common import (
     apply_options,
     console,
     field_option,
+    parse_knobs,
     resolve_model,
     task_knobs,
 )
@@ -84,7 +85,7 @@ def sufficiency(
     process validity, a random-reward control and diversity.
     """
     from reasonlab.config import load_config
-    from reasonlab.experiments.sufficiency import check_sampling, level_task, run_sufficiency
+    from reasonlab.experiments.sufficiency import CannotSample, level_task, run_sufficiency
     from reasonlab.fileio import write_text_atomic
     from reasonlab.models import load_policy
     from reasonlab.reports.sufficiency import write_sufficiency_report
@@ -117,11 +118,11 @@ def sufficiency(
         raise ReasonlabError(f"{out} already holds a sufficiency result; choose another --out")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ReasonlabError(f"{out} is not an empty folder; choose another --out")
-    knobs = task_knobs(task_name, run_cfg, knob, data_dir)
+    knobs = task_knobs(task_name, run_cfg, parse_knobs(knob), data_dir)
     the_task = level_task(task_name, knobs, None)
     level_list, main = _levels(the_task, levels, run_cfg)
     for level in level_list:  # an invalid level is a one-line knob error before the model loads
-        _as_option("--levels", level_task, task_name, knobs, level)
+        _as_option("--levels", ConfigError, level_task, task_name, knobs, level)
     cfg = run_cfg or load_config(None)
     policy = load_policy(model_dir, options=cfg.hf.model_dump())
     the_judge = _judge(judge, policy, model if run_cfg else model_dir.parent)
@@ -140,20 +141,14 @@ def sufficiency(
             "batch_size": cfg.eval.batch_size,
         }
     )
-    for level in level_list:
-        _as_option(
-            "--model",
-            check_sampling,
-            policy,
-            level_task(task_name, knobs, level),
-            settings.max_new_tokens,
-            run.seed,
-        )
     console.print(
         f"[bold]reasonlab sufficiency[/] {model_dir} on {task_name}, levels "
         f"{', '.join(str(lv) for lv in level_list if lv is not None) or 'as given'} -> {out}"
     )
-    result = run_sufficiency(
+    result = _as_option(
+        "--model",  # run_sufficiency first checks that the model can sample every level
+        CannotSample,
+        run_sufficiency,
         policy,
         task_name,
         knobs,
@@ -178,11 +173,13 @@ def sufficiency(
     )
 
 
-def _as_option(flag: str, check: Callable[..., Any], *args: Any) -> Any:
-    """`check(*args)`, with a ConfigError it raises told as an error of the option `flag`."""
+def _as_option(
+    flag: str, errors: type[ConfigError], call: Callable[..., Any], *args: Any, **kwargs: Any
+) -> Any:
+    """`call(*args, **kwargs)`, with an error of type `errors` it raises told as an error of option `flag`."""
     try:
-        return check(*args)
-    except ConfigError as err:
+        return call(*args, **kwargs)
+    except errors as err:
         raise ReasonlabError(f"{flag}: {err}") from None
 
 

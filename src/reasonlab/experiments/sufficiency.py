@@ -62,8 +62,12 @@ def level_task(task_name: str, knobs: Mapping[str, Any], level: int | None) -> T
     return get_task(task_name, **{**knobs, task.difficulty_knob: level})
 
 
+class CannotSample(ConfigError):
+    """The model cannot sample the task (check_sampling): the command names the model option."""
+
+
 def check_sampling(policy: Policy, task: Task, max_new_tokens: int, seed: int) -> None:
-    """ConfigError when `policy` cannot sample `task`: prompts its tokenizer cannot write, prompts too
+    """CannotSample when `policy` cannot sample `task`: prompts its tokenizer cannot write, prompts too
     long for its context, or a failing probe sample."""
     probe = task.sample("test", 1, seed)
     tok = policy.tokenizer
@@ -71,15 +75,18 @@ def check_sampling(policy: Policy, task: Task, max_new_tokens: int, seed: int) -
     if isinstance(tok, CharTokenizer):
         unknown = sorted({c for c in prompt if tok.encode(c) == [tok.unk_id]})
         if unknown:
-            raise ConfigError(
+            raise CannotSample(
                 f"its tokenizer cannot write task {task.name!r}'s prompts "
                 f"(unknown characters {''.join(unknown)!r}); pretrain it on this task"
             )
-    check_fits(policy, probe, max_new_tokens, "max_new_tokens")
+    try:
+        check_fits(policy, probe, max_new_tokens, "max_new_tokens")
+    except ConfigError as err:
+        raise CannotSample(str(err)) from None
     try:
         generate(policy, probe, 1, seed, max_new_tokens=min(max_new_tokens, 8))
     except (RuntimeError, ValueError, KeyError, IndexError, TypeError) as err:
-        raise ConfigError(
+        raise CannotSample(
             f"cannot sample task {task.name!r}: {' '.join(str(err).split())[:200]}"
         ) from None
 

@@ -22,7 +22,7 @@ import random
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Literal, TypeVar
 
-from reasonlab.errors import ConfigError, ReasonlabError
+from reasonlab.errors import ConfigError, ReasonlabError, short_repr
 from reasonlab.registry import Registry
 from reasonlab.types import Problem, Verdict
 
@@ -39,12 +39,6 @@ def split_of_prompt(prompt: str, test_fraction: float) -> str:
     """'test' if the prompt's sha256 fraction is below `test_fraction`, else 'train'."""
     digest = hashlib.sha256(prompt.encode("utf-8", "surrogatepass")).digest()
     return "test" if int.from_bytes(digest[:8], "big") / 2**64 < test_fraction else "train"
-
-
-def short_repr(value: Any) -> str:
-    """repr(value), cut to 40 characters for error messages."""
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def int_knob(task: str, name: str, value: Any, lo: int, hi: int) -> int:
