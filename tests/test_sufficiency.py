@@ -10,18 +10,15 @@ import sys
 
 import pytest
 
-from reasonlab.evaluate import sufficiency
+from reasonlab.evaluate import verdict as verdict_module
 from reasonlab.evaluate.sufficiency import (
-    RULES,
     answer_entropy,
     edge_of_competence,
     generation_verification_gap,
-    headline,
     level_metrics,
-    rules_table,
     selection_metrics,
-    verdict,
 )
+from reasonlab.evaluate.verdict import RULES, headline, rules_table, verdict
 from reasonlab.rl.rewards import REWARDS, score
 from reasonlab.types import Outcome, Problem, Rollout, Verdict
 
@@ -337,7 +334,7 @@ def test_rules_table_lists_every_rule_in_order_as_the_docstring_does():
         == [s["metric"] for s in verdict(full)]
     )
     assert len(table) == 11
-    doc = " ".join(sufficiency.__doc__.split())  # the docstring's table, whitespace normalised
+    doc = " ".join(verdict_module.__doc__.split())  # the docstring's table, whitespace normalised
     for name, metric, conditions in table:
         assert metric and conditions.endswith(("-> rl", "-> base", "-> neutral")), name
         assert f" {name} {conditions} " in doc, name

@@ -24,8 +24,8 @@ from reasonlab.evaluate.sufficiency import (
     edge_of_competence,
     generation_verification_gap,
     level_metrics,
-    verdict,
 )
+from reasonlab.evaluate.verdict import verdict
 from reasonlab.judges import (
     Judge,
     JudgeScores,

@@ -1,5 +1,5 @@
 """`reasonlab sufficiency`: is this base sufficient for RL to pay off on this task? Measured per difficulty
-level, with a plain-language verdict (evaluate/sufficiency.py) and a report (reports/sufficiency.py).
+level, with a plain-language verdict (evaluate/verdict.py) and a report (reports/sufficiency.py).
 
 Writes <out>/sufficiency.json, sufficiency.md, sufficiency.html and plots/. Bad input (unknown task or
 knob, a model that cannot be loaded or cannot sample the task, an output folder that already holds a

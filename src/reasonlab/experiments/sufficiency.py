@@ -36,13 +36,8 @@ from typing import Any
 from reasonlab.config import RunConfig, SufficiencySettings, config_from_dict
 from reasonlab.errors import ConfigError
 from reasonlab.evaluate.runner import SamplingParams, evaluate_policy
-from reasonlab.evaluate.sufficiency import (
-    edge_of_competence,
-    headline,
-    level_metrics,
-    selection_metrics,
-    verdict,
-)
+from reasonlab.evaluate.sufficiency import edge_of_competence, level_metrics, selection_metrics
+from reasonlab.evaluate.verdict import headline, verdict
 from reasonlab.judges.base import Judge, score_solutions
 from reasonlab.models import CharTokenizer, Policy, load_policy
 from reasonlab.rl.trainer import check_base, train_rl, validate_rl
