@@ -38,6 +38,8 @@ def test_overrides_are_typed():
         ("pretrain.lr=-1", "pretrain.lr"),
         ("seed", "key=value"),
         ("model.d_model.x=3", "model.d_model.x"),
+        ("rl.std_eps=0", "rl.std_eps"),
+        ("rl.kl_importance_correction=maybe", "rl.kl_importance_correction"),
     ],
 )
 def test_bad_overrides_name_the_field(override, fragment):

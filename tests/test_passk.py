@@ -62,6 +62,16 @@ def test_majority_at_k_full_and_subsets():
     assert majority_at_k(answers, correct, 2, seed=3) == majority_at_k(answers, correct, 2, seed=3)
 
 
+def test_majority_ties_are_split_evenly_at_every_k():
+    answers, correct = ["7", None, "8"], [False, False, True]
+    assert majority_at_k(answers, correct, 3, seed=0) == 0.5  # a 1-1 tie, whatever the order
+    assert majority_at_k(["8", None, "7"], [True, False, False], 3, seed=0) == 0.5
+    # k < n: subsets {7, None} 0, {7, 8} 0.5, {None, 8} 1 -> 0.5 in expectation, as at k == n
+    assert majority_at_k(answers, correct, 2, seed=0, draws=3000) == pytest.approx(0.5, abs=0.03)
+    assert majority_at_k(["1", "2", "3", "1"], [True, False, False, True], 4, seed=0) == 1.0
+    assert majority_at_k([None, None], [False, False], 2, seed=0) == 0.0
+
+
 def test_reported_ks():
     from reasonlab.evaluate.passk import headline_ks, powers_of_two
 

@@ -1,4 +1,4 @@
-"""Policy-gradient losses: aggregations, clipped surrogates, GSPO, KL, entropy, value loss."""
+"""Policy-gradient losses: aggregations, surrogates, GSPO, KL, entropy, value loss, the objective."""
 
 import math
 
@@ -10,6 +10,7 @@ from reasonlab.rl.losses import (
     AGGREGATIONS,
     KL_ESTIMATORS,
     POLICY_LOSSES,
+    ObjectiveParams,
     approx_kl,
     clipped_surrogate,
     entropy_from_logits,
@@ -17,6 +18,8 @@ from reasonlab.rl.losses import (
     get_kl_estimator,
     get_policy_loss,
     log_ratio,
+    policy_objective,
+    policy_ratio_level,
     value_loss,
 )
 
@@ -194,3 +197,79 @@ def test_aggregation_weights_reproduce_each_aggregation():
         aggregation_weights(get_aggregation("token_mean"), RAGGED_MASK, 3),
         (RAGGED_MASK / 4).tolist(),
     )
+
+
+# --- the policy objective ----------------------------------------------------------------------
+
+
+def objective_inputs(seed: int = 0):
+    """logp (with grad), old_logp, ref_logp, advantages, mask: (2, 4), row 1 with 2 real tokens."""
+    g = torch.Generator().manual_seed(seed)
+    old_logp = -torch.rand(2, 4, generator=g) * 3
+    logp = (old_logp + 0.3 * torch.randn(2, 4, generator=g)).requires_grad_()
+    ref_logp = old_logp + 0.5 * torch.randn(2, 4, generator=g)
+    mask = torch.tensor([[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 0.0, 0.0]])
+    adv = torch.tensor([[1.0], [-0.5]]) * mask
+    return logp, old_logp, ref_logp, adv, mask
+
+
+def test_policy_objective_is_surrogate_plus_kl_minus_entropy():
+    logp, old_logp, ref_logp, adv, mask = objective_inputs()
+    entropy = torch.rand(2, 4, generator=torch.Generator().manual_seed(1))
+    agg = get_aggregation("seq_mean_token_mean")
+    params = ObjectiveParams(beta=0.1, entropy_coef=0.01)
+    loss, terms = policy_objective(logp, old_logp, ref_logp, adv, mask, agg, 4, params, entropy)
+    surrogate, clipped = get_policy_loss("ppo_clip")(logp, old_logp, adv, mask, 0.2, 0.28)
+    kl = get_kl_estimator("k3")(logp, ref_logp)
+    expected = agg(surrogate, mask, 4) + 0.1 * agg(kl, mask, 4) - 0.01 * agg(entropy, mask, 4)
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(terms.kl_penalty, kl)
+    assert torch.equal(terms.clipped, clipped)
+    # beta 0: the KL is still estimated (a monitor) but stays out of the loss
+    loss0, terms0 = policy_objective(logp, old_logp, ref_logp, adv, mask, agg, 4, ObjectiveParams())
+    torch.testing.assert_close(loss0, agg(surrogate, mask, 4))
+    assert terms0.kl_penalty is None and terms0.kl is not None
+    with pytest.raises(ValueError, match="ref_logp"):
+        policy_objective(logp, old_logp, None, adv, mask, agg, 4, params)
+
+
+def test_kl_importance_correction_on_policy_gives_the_reverse_kl_gradient():
+    """On-policy the ratio is 1, so the loss is unchanged, but its gradient is not: d/dlogp of
+    k3 x exp(logp - sg(logp)) = (1 - e^d) + (e^d - d - 1) = -d = logp - ref (d = ref - logp),
+    the reverse-KL gradient E[(log pi - log pi_ref) grad log pi]; plain k3 gives 1 - e^d."""
+    logp, _, ref_logp, _, mask = objective_inputs()
+    agg = get_aggregation("token_mean")
+    weights = mask / mask.sum()  # (B, T) token_mean's per-token weights
+    results = {}
+    for correction in (False, True):
+        logp.grad = None
+        params = ObjectiveParams(beta=1.0, kl_importance_correction=correction)
+        loss, _ = policy_objective(
+            logp, logp.detach(), ref_logp, torch.zeros_like(mask), mask, agg, 4, params
+        )
+        loss.backward()
+        results[correction] = (loss.detach(), logp.grad.clone())
+    torch.testing.assert_close(results[True][0], results[False][0])
+    d = (ref_logp - logp).detach()
+    torch.testing.assert_close(results[False][1], weights * (1 - d.exp()))
+    torch.testing.assert_close(results[True][1], weights * -d)
+
+
+@pytest.mark.parametrize("policy_loss, level", [("ppo_clip", "token"), ("gspo", "sequence")])
+def test_kl_importance_correction_uses_the_policy_loss_ratio(policy_loss, level):
+    logp, old_logp, ref_logp, adv, mask = objective_inputs()
+    params = ObjectiveParams(policy_loss, beta=0.1, kl_importance_correction=True)
+    agg = get_aggregation("token_mean")
+    _, terms = policy_objective(logp, old_logp, ref_logp, adv, mask, agg, 4, params)
+    assert policy_ratio_level(policy_loss) == level
+    ratio = log_ratio(logp, old_logp, mask, level).exp()  # (B, T), 1 on padding
+    torch.testing.assert_close(terms.kl_penalty, terms.kl * ratio)
+    # a wildly off-policy token: the log ratio is clamped to 20, the penalty stays finite
+    far = old_logp - 100.0
+    _, terms = policy_objective(logp, far, ref_logp, adv, mask, agg, 4, params)
+    assert torch.isfinite(terms.kl_penalty).all()
+
+
+def test_policy_ratio_level_of_an_unknown_loss_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"rl\.policy_loss"):
+        policy_ratio_level("cispo")

@@ -14,7 +14,9 @@ from reasonlab.rl.rewards import REWARDS, register_reward
 from reasonlab.rl.rollouts import collect, make_batch
 from reasonlab.rl.trainer import (
     Diverged,
+    advantage_params,
     make_learner,
+    objective_params,
     place_rewards,
     rl_step,
     train_rl,
@@ -104,6 +106,7 @@ def test_a_few_dozen_grpo_steps_raise_the_reward():
         {"policy_loss": "gspo", "epsilon_low": 3e-4, "epsilon_high": 4e-4, "num_iterations": 2},
         {"entropy_coef": 0.01, "overlong": "mask"},
         {"overlong": "penalty", "overlong_buffer": 4, "dynamic_sampling": True},
+        {"beta": 0.04, "kl_importance_correction": True, "std_eps": 1e-4, "num_iterations": 2},
     ],
 )
 def test_every_algorithm_runs_and_reports_finite_metrics(rl):
@@ -211,6 +214,10 @@ def test_nan_reward_stops_and_keeps_the_last_good_checkpoint(tmp_path, base_dir)
         ({"group_size": 1}, "rl.group_size"),
         ({"group_size": 1, "advantage": "rloo"}, "rl.group_size"),
         ({"minibatches": 5}, "rl.minibatches"),
+        (
+            {"kl_importance_correction": True, "kl_in": "reward", "beta": 0.1},
+            "rl.kl_importance_correction",
+        ),
         ({"task_knobs": {"n_operands": 99}}, "rl.task_knobs"),
         ({"task_knobs": {"operandz": 3}}, "rl.task_knobs"),
     ],
@@ -234,6 +241,15 @@ def test_rl_task_knobs_train_at_another_difficulty(tmp_path, base_dir):
     assert json.loads(plain)["rl/prompt_tokens"] == 16 * 7
 
 
+def test_config_reaches_the_advantages_and_the_loss():
+    rc = tiny_cfg(std_eps=1e-4, beta=0.04, kl_importance_correction=True, policy_loss="gspo").rl
+    assert advantage_params(rc).eps == 1e-4 and advantage_params(tiny_cfg().rl).eps == 1e-6
+    params = objective_params(rc)
+    assert params.kl_importance_correction and params.beta == 0.04 and params.policy_loss == "gspo"
+    assert not objective_params(tiny_cfg(beta=0.04).rl).kl_importance_correction
+    assert objective_params(tiny_cfg(beta=0.04, kl_in="reward").rl).beta == 0.0  # not in the loss
+
+
 def test_group_size_one_is_fine_without_a_group_baseline():
     validate_rl(tiny_cfg(group_size=1, advantage="reinforce_pp"))
 
@@ -244,6 +260,7 @@ def test_group_size_one_is_fine_without_a_group_baseline():
         {"aggregation": "seq_mean_token_mean", "beta": 0.1, "entropy_coef": 0.01},
         {"aggregation": "token_mean", "advantage": "gae"},
         {"aggregation": "seq_sum_norm", "advantage": "dr_grpo"},
+        {"policy_loss": "gspo", "beta": 0.1, "kl_importance_correction": True},
     ],
 )
 def test_micro_batches_give_the_same_update_as_the_whole_batch(rl):

@@ -118,6 +118,9 @@ class RLConfig(Strict):
     """Advantage estimator (rl/advantages.py): grpo, dr_grpo, rloo, reinforce_pp, reinforce_pp_baseline, gae (PPO)."""
     std_scaling: Literal["group", "batch", "none"] = "group"
     """GRPO: divide by the reward std of the group, of the whole batch, or not at all (Dr. GRPO)."""
+    std_eps: float = Field(1e-6, gt=0)
+    """Added to the std before dividing by it (grpo with std_scaling group or batch; the batch
+    whitening of reinforce_pp and reinforce_pp_baseline): 1e-6 is reasonlab's default; TRL uses 1e-4."""
     policy_loss: str = "ppo_clip"
     """Policy loss (rl/losses.py): ppo_clip (token-level ratio) or gspo (sequence-level ratio)."""
     aggregation: str = "token_mean"
@@ -133,6 +136,11 @@ class RLConfig(Strict):
     """KL estimator: k1, k2 or k3 (Schulman's approximations)."""
     kl_in: Literal["loss", "reward"] = "loss"
     """Put the KL penalty in the loss (GRPO) or subtract it from the per-token reward (PPO, REINFORCE++)."""
+    kl_importance_correction: bool = False
+    """Multiply the per-token KL penalty of the loss (beta > 0; kl_in: reward is refused) by the
+    importance ratio pi/pi_old of the policy loss, so its gradient is the unbiased reverse-KL gradient
+    (DeepSeek-V3.2; TRL 1.16's use_bias_correction_kl, default True there). False keeps the plain
+    estimator."""
     kl_monitor_every: int = Field(0, ge=0)
     """Every this many steps, log KL(policy || base) on the step's rollouts (loads the base as a frozen
     reference even when beta is 0; 0 = only when beta > 0)."""

@@ -3,8 +3,11 @@
 pass@k follows Chen et al. 2021 ("Evaluating Large Language Models Trained on Code", eq. 1):
 pass@k = 1 - C(n-c, k) / C(n, k), computed as a product so it stays exact for large n.
 maj@k (self-consistency, Wang et al. 2022) has no closed form over subsets; it is estimated here by
-averaging the majority vote over `draws` random k-subsets (exact when k == n). Ties go to the
-answer seen first in the subset's order; malformed answers (None) never win a vote.
+averaging the majority vote over `draws` random k-subsets (exact when k == n). A tie is broken
+uniformly at random, in expectation: a vote whose top answers tie counts as the share of them that
+are right (`['7', None, '8']` with '8' right scores 0.5), for every k including k == n, so the
+curve has no jump at k == n. Malformed answers (None) never win a vote. `majority_vote`, which must
+name one answer, gives a tie to the answer seen first.
 """
 
 from __future__ import annotations
@@ -42,22 +45,34 @@ def majority_vote(answers: Sequence[str | None]) -> str | None:
     return next(a for a in answers if a is not None and votes[a] == best)
 
 
+def majority_share(answers: Sequence[str | None], right: set[str]) -> float:
+    """The share of the top-voted answers (all of them when several tie) that are right: the chance
+    that a uniformly random tie-break picks a right one. 0 when every answer is None."""
+    votes = Counter(a for a in answers if a is not None)
+    if not votes:
+        return 0.0
+    best = max(votes.values())
+    top = [a for a, count in votes.items() if count == best]
+    return sum(a in right for a in top) / len(top)
+
+
 def majority_at_k(
     answers: Sequence[str | None], correct: Sequence[bool], k: int, seed: int, draws: int = 32
 ) -> float:
-    """Chance that the majority answer of k random samples is a correct one (estimated by `draws` subsets)."""
+    """Chance that the majority answer of k random samples is a correct one, ties broken at random
+    (exact when k == n, else the mean over `draws` random k-subsets)."""
     n = len(answers)
     if not 1 <= k <= n:
         raise ValueError(f"majority_at_k needs 1 <= k <= n, got k={k}, n={n}")
     right = {a for a, ok in zip(answers, correct) if ok and a is not None}
     if k == n:
-        return float(majority_vote(answers) in right)
+        return majority_share(answers, right)
     rng = random.Random(seed)
-    hits = 0
+    total = 0.0
     for _ in range(draws):
         idx = rng.sample(range(n), k)
-        hits += majority_vote([answers[i] for i in idx]) in right
-    return hits / draws
+        total += majority_share([answers[i] for i in idx], right)
+    return total / draws
 
 
 def powers_of_two(n: int) -> list[int]:

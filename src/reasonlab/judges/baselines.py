@@ -62,6 +62,7 @@ _REWRITES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"\\(?:q?quad|[,;:! ])", " "),
         (r"\{,\}", ","),
         (r"\\%", "%"),
+        # linear: a match can start only right after a digit, which the space run cannot match
         (r"(?<=[0-9])\s+[xX]\s+(?=[0-9])", " * "),
     )
 )

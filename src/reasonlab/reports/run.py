@@ -167,7 +167,9 @@ def plot_best_of_n(results: dict[str, Any], path: Path) -> Path:
             marker="o",
             label=f"best-of-N by {name.upper() if len(name) <= 3 else name}",
         )
-    ax.plot(ks, [base["majority"][str(k)] for k in ks], marker="s", label="majority vote")
+    ax.plot(
+        ks, [base["majority"][str(k)] for k in ks], marker="s", label="majority vote (ties split)"
+    )
     ax.axhline(base["pass@1"], color="gray", linestyle="--", label="pass@1")
     ax.axhline(
         base[f"pass@{results['best_of']}"],
@@ -264,7 +266,7 @@ def judge_tables(results: dict[str, Any]) -> list[Table]:
         for name, r in results["judges"].items()
     ]
     rows += [
-        [f"majority vote of {n}", fmt(base["majority"][str(n)])],
+        [f"majority vote of {n} (ties split evenly)", fmt(base["majority"][str(n)])],
         ["pass@1", fmt(base["pass@1"])],
         [f"pass@{n} (oracle)", fmt(base[f"pass@{n}"])],
     ]

@@ -17,9 +17,10 @@ Estimators, and the papers they follow:
 
 Departures: a sequence's score is the sum of its masked token rewards (so a per-token KL penalty
 folded into the rewards also enters the group-relative estimators); stds are unbiased (Bessel)
-and the epsilon is added to the std, not the variance (verl's masked_whiten uses
-rsqrt(var + eps)); discounting and GAE assume right padding, so a padding position never sits
-between two real tokens; the value after the last real token is 0 (the episode ends there).
+and the epsilon (`AdvantageParams.eps`, rl.std_eps: 1e-6 by default, where TRL uses 1e-4) is added
+to the std, not the variance (verl's masked_whiten uses rsqrt(var + eps)); discounting and GAE
+assume right padding, so a padding position never sits between two real tokens; the value after
+the last real token is 0 (the episode ends there).
 
 Usage:
     from reasonlab.rl.advantages import AdvantageInputs, AdvantageParams, get_advantage
@@ -58,7 +59,7 @@ class AdvantageParams:
     std_scaling: StdScaling = "group"  # grpo: divide by the group's std, the batch's, or none
     gamma: float = 1.0  # discount (reinforce_pp, gae)
     lam: float = 1.0  # GAE lambda
-    eps: float = 1e-6  # added to every std before dividing
+    eps: float = 1e-6  # added to a std before dividing (grpo, reinforce_pp[_baseline])
 
 
 Estimator = Callable[[AdvantageInputs, AdvantageParams], tuple[torch.Tensor, torch.Tensor | None]]

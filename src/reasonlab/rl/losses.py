@@ -10,22 +10,33 @@ padding), chosen by name from registries:
 - KL_ESTIMATORS, per-token KL(pi || pi_ref) from samples of pi: `k1`, `k2`, `k3` (Schulman 2020,
   "Approximating KL divergence").
 plus `entropy_from_logits`, `value_loss` (PPO's clipped critic loss) and `approx_kl` (a monitor).
+`policy_objective` composes the policy's loss from them: aggregated surrogate, plus beta x the
+aggregated KL penalty, minus the entropy bonus.
 
-Departures: log ratios are clamped to [-20, 20] before `exp` (in the surrogates, k3 and
-approx_kl), so a wildly off-policy token gives a large finite number, not inf, and no gradient
-beyond the clamp (verl does the same); GSPO's gradient flows through the sequence mean of the log
-ratios (the paper's GSPO, not the GSPO-token variant); no dual-clip.
+Departures: log ratios are clamped to [-20, 20] before `exp` (in the surrogates, k3, the KL
+importance correction and approx_kl), so a wildly off-policy token gives a large finite number, not
+inf, and no gradient beyond the clamp (verl does the same; TRL does not clamp, which is identical in
+normal ranges); GSPO's gradient flows through the sequence mean of the log ratios (the paper's GSPO,
+not the GSPO-token variant); no dual-clip. The KL penalty's importance correction (DeepSeek-V3.2:
+the per-token KL times the policy loss's ratio pi / pi_old, differentiable, so its gradient is the
+unbiased reverse-KL gradient even on-policy) is optional and off by default; TRL 1.16 applies it
+by default (`use_bias_correction_kl=True`): `kl_importance_correction=True` reproduces TRL's KL term.
 
 Usage:
-    from reasonlab.rl.losses import get_aggregation, get_kl_estimator, get_policy_loss
+    from reasonlab.rl.losses import ObjectiveParams, get_aggregation, get_policy_loss
+    from reasonlab.rl.losses import policy_objective
     loss, clipped = get_policy_loss("ppo_clip")(logp, old_logp, adv, mask, 0.2, 0.28)
     scalar = get_aggregation("token_mean")(loss, mask, max_new_tokens)
+    scalar, terms = policy_objective(logp, old_logp, ref_logp, adv, mask,
+                                     get_aggregation("token_mean"), max_new_tokens,
+                                     ObjectiveParams(beta=0.04, kl_importance_correction=True))
 Tests: `python -m pytest -q tests/test_rl_losses.py`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 import torch
@@ -46,6 +57,7 @@ LOG_RATIO_CLAMP = 20.0  # |log ratio| bound before exp: exp(20) ~ 4.9e8 stays fi
 AGGREGATIONS: Registry[Aggregation] = Registry("aggregation")
 POLICY_LOSSES: Registry[PolicyLoss] = Registry("policy loss")
 KL_ESTIMATORS: Registry[KLEstimator] = Registry("KL estimator")
+RATIO_LEVELS: dict[str, RatioLevel] = {}  # policy loss name -> the level of its importance ratio
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,10 +161,17 @@ def clipped_surrogate(
     return loss, clipped
 
 
-def register_policy_loss(name: str) -> Callable[[F], F]:
+def register_policy_loss(name: str, ratio: RatioLevel = "token") -> Callable[[F], F]:
     """Decorator: register `loss(logp, old_logp, advantages, mask, eps_low, eps_high)`, all
-    tensors (B, T), returning (loss (B, T), clipped (B, T) bool)."""
-    return POLICY_LOSSES.decorator(name)
+    tensors (B, T), returning (loss (B, T), clipped (B, T) bool). `ratio` is the level of its
+    importance ratio (`log_ratio`), which the KL importance correction reuses."""
+
+    def decorate(fn: F) -> F:
+        POLICY_LOSSES.register(name, fn)
+        RATIO_LEVELS[name] = ratio
+        return fn
+
+    return decorate
 
 
 def get_policy_loss(name: str) -> PolicyLoss:
@@ -160,7 +179,13 @@ def get_policy_loss(name: str) -> PolicyLoss:
     return POLICY_LOSSES.lookup(name, "rl.policy_loss")
 
 
-@register_policy_loss("ppo_clip")
+def policy_ratio_level(name: str) -> RatioLevel:
+    """The importance-ratio level ("token" or "sequence") of the policy loss named `name`."""
+    get_policy_loss(name)
+    return RATIO_LEVELS.get(name, "token")
+
+
+@register_policy_loss("ppo_clip", ratio="token")
 def ppo_clip(
     logp: torch.Tensor,
     old_logp: torch.Tensor,
@@ -173,7 +198,7 @@ def ppo_clip(
     return clipped_surrogate(logp, old_logp, advantages, mask, eps_low, eps_high, "token")
 
 
-@register_policy_loss("gspo")
+@register_policy_loss("gspo", ratio="sequence")
 def gspo(
     logp: torch.Tensor,
     old_logp: torch.Tensor,
@@ -267,10 +292,83 @@ def approx_kl(logp: torch.Tensor, old_logp: torch.Tensor) -> torch.Tensor:
     return torch.exp(r) - 1.0 - r  # (B, T)
 
 
+# ---------------------------------------------------------------------------------------------
+# The policy's objective
+
+
+@dataclass(frozen=True)
+class ObjectiveParams:
+    """The knobs of `policy_objective` (rl/trainer.py fills them from RLConfig)."""
+
+    policy_loss: str = "ppo_clip"  # registered policy loss (POLICY_LOSSES)
+    eps_low: float = 0.2  # ratio >= 1 - eps_low
+    eps_high: float = 0.28  # ratio <= 1 + eps_high
+    beta: float = 0.0  # weight of the KL penalty in the loss; 0 = no KL term (e.g. kl_in: reward)
+    kl_estimator: str = "k3"  # registered KL estimator (KL_ESTIMATORS)
+    kl_importance_correction: bool = False  # KL penalty x the policy loss's ratio pi / pi_old
+    entropy_coef: float = 0.0  # weight of the entropy bonus; 0 = none
+
+
+@dataclass(frozen=True)
+class ObjectiveTerms:
+    """The per-token pieces of `policy_objective`, each (B, T)."""
+
+    policy: torch.Tensor  # surrogate loss, 0 on padding
+    clipped: torch.Tensor  # bool: tokens whose gradient the clip zeroed, False on padding
+    kl: torch.Tensor | None  # KL(pi || pi_ref) estimate, uncorrected; None without ref_logp
+    kl_penalty: torch.Tensor | None  # what enters the loss times beta; None when beta == 0
+
+
+def policy_objective(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    ref_logp: torch.Tensor | None,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    aggregate: Aggregation,
+    constant: int,
+    params: ObjectiveParams,
+    entropy: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, ObjectiveTerms]:
+    """The policy's loss: agg(surrogate) + beta agg(KL penalty) - entropy_coef agg(entropy).
+
+    logp (B, T) carries the gradient; old_logp, ref_logp, advantages, mask (B, T) do not;
+    `aggregate` and `constant` are an aggregation and its constant; `entropy` (B, T) is needed
+    when entropy_coef > 0. The KL penalty is the estimator's per-token KL(pi || pi_ref), with
+    `kl_importance_correction` times exp(log ratio), the same clamped (token or sequence) log ratio
+    as the policy loss's, gradient included (DeepSeek-V3.2; TRL's use_bias_correction_kl).
+    Returns (loss (), ObjectiveTerms).
+    """
+    per_token, clipped = get_policy_loss(params.policy_loss)(
+        logp, old_logp, advantages, mask, params.eps_low, params.eps_high
+    )  # (B, T), (B, T)
+    loss = aggregate(per_token, mask, constant)
+    kl = penalty = None
+    if ref_logp is not None:
+        kl = get_kl_estimator(params.kl_estimator)(logp, ref_logp)  # (B, T)
+    if params.beta > 0:
+        if kl is None:
+            raise ValueError("policy_objective: beta > 0 needs ref_logp")
+        penalty = kl  # (B, T)
+        if params.kl_importance_correction:
+            level = policy_ratio_level(params.policy_loss)
+            lr = log_ratio(logp, old_logp, mask, level).clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)
+            penalty = kl * torch.exp(lr)  # (B, T)
+        loss = loss + params.beta * aggregate(penalty, mask, constant)
+    if params.entropy_coef > 0:
+        if entropy is None:
+            raise ValueError("policy_objective: entropy_coef > 0 needs the entropy")
+        loss = loss - params.entropy_coef * aggregate(entropy, mask, constant)
+    return loss, ObjectiveTerms(per_token, clipped, kl, penalty)
+
+
 __all__ = [
     "AGGREGATIONS",
     "KL_ESTIMATORS",
     "POLICY_LOSSES",
+    "RATIO_LEVELS",
+    "ObjectiveParams",
+    "ObjectiveTerms",
     "approx_kl",
     "clipped_surrogate",
     "entropy_from_logits",
@@ -278,6 +376,8 @@ __all__ = [
     "get_kl_estimator",
     "get_policy_loss",
     "log_ratio",
+    "policy_objective",
+    "policy_ratio_level",
     "register_aggregation",
     "register_kl_estimator",
     "register_policy_loss",

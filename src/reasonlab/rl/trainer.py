@@ -47,12 +47,14 @@ from reasonlab.rl.advantages import (
 )
 from reasonlab.rl.critic import Critic
 from reasonlab.rl.losses import (
+    ObjectiveParams,
     aggregation_weights,
     approx_kl,
     entropy_from_logits,
     get_aggregation,
     get_kl_estimator,
     get_policy_loss,
+    policy_objective,
     value_loss,
 )
 from reasonlab.rl.metrics import rollout_metrics
@@ -96,6 +98,11 @@ def validate_rl(cfg: RunConfig) -> None:
         raise ConfigError(
             f"rl.group_size: {rc.advantage} needs groups of at least 2 completions "
             f"(a group baseline of one sample is the sample itself), got {rc.group_size}"
+        )
+    if rc.kl_importance_correction and rc.kl_in != "loss":
+        raise ConfigError(
+            "rl.kl_importance_correction: weights the KL penalty of the loss by the importance "
+            f"ratio of the policy loss; it needs rl.kl_in: loss, got rl.kl_in: {rc.kl_in}"
         )
     if rc.minibatches > rc.prompts_per_step:
         raise ConfigError(
@@ -155,9 +162,7 @@ def rl_step(cfg: RunConfig, learner: Learner, task: Task, step: int) -> dict[str
     old_values = _values(learner.critic, batch) if learner.critic else None
     token_rewards = place_rewards(batch, rc, ref_logp if kl_reward else None, old_logp)
     inputs = AdvantageInputs(token_rewards, batch.token_mask, rc.group_size, old_values)
-    advantages, returns = get_advantage(rc.advantage)(
-        inputs, AdvantageParams(rc.std_scaling, rc.gamma, rc.lam)
-    )
+    advantages, returns = get_advantage(rc.advantage)(inputs, advantage_params(rc))
     # 4. num_iterations passes of minibatch updates
     stats: list[dict[str, float]] = []
     for iteration in range(rc.num_iterations):
@@ -175,6 +180,11 @@ def rl_step(cfg: RunConfig, learner: Learner, task: Task, step: int) -> dict[str
         **metrics,
         **_timing(collected, time.perf_counter() - t, t0, metrics["rl/completion_tokens"]),
     }
+
+
+def advantage_params(rc: RLConfig) -> AdvantageParams:
+    """The advantage knobs of the config (each estimator reads the ones it needs)."""
+    return AdvantageParams(std_scaling=rc.std_scaling, gamma=rc.gamma, lam=rc.lam, eps=rc.std_eps)
 
 
 def place_rewards(
@@ -239,27 +249,42 @@ def _policy_loss(
     logp = (
         logits.log_softmax(-1).gather(-1, batch.completion_ids[rows, :, None]).squeeze(-1)
     )  # (b, L)
-    mask = batch.completion_mask[rows]
-    old = logp.detach() if old_logp is None else old_logp[rows]
-    per_token, clipped = get_policy_loss(rc.policy_loss)(
-        logp, old, advantages[rows], mask, rc.epsilon_low, rc.epsilon_high
-    )
-    loss = aggregate(per_token, mask, rc.max_new_tokens)
+    mask = batch.completion_mask[rows]  # (b, L)
+    old = logp.detach() if old_logp is None else old_logp[rows]  # (b, L)
     entropy = entropy_from_logits(logits if rc.entropy_coef > 0 else logits.detach())  # (b, L)
+    loss, terms = policy_objective(
+        logp,
+        old,
+        None if ref_logp is None else ref_logp[rows],
+        advantages[rows],
+        mask,
+        aggregate,
+        rc.max_new_tokens,
+        objective_params(rc),
+        entropy,
+    )
     sums = {
         "tokens": float(mask.sum()),
-        "rl/clip_frac": _masked_sum(clipped.float(), mask),
+        "rl/clip_frac": _masked_sum(terms.clipped.float(), mask),
         "rl/approx_kl": _masked_sum(approx_kl(logp.detach(), old), mask),
         "rl/entropy": _masked_sum(entropy.detach(), mask),
     }
-    if ref_logp is not None:
-        kl = get_kl_estimator(rc.kl_estimator)(logp, ref_logp[rows])  # (b, L)
-        sums["rl/kl_ref"] = _masked_sum(kl.detach(), mask)
-        if rc.beta > 0 and rc.kl_in == "loss":
-            loss = loss + rc.beta * aggregate(kl, mask, rc.max_new_tokens)
-    if rc.entropy_coef > 0:
-        loss = loss - rc.entropy_coef * aggregate(entropy, mask, rc.max_new_tokens)
+    if terms.kl is not None:
+        sums["rl/kl_ref"] = _masked_sum(terms.kl.detach(), mask)
     return loss, sums
+
+
+def objective_params(rc: RLConfig) -> ObjectiveParams:
+    """The loss knobs of the config; the KL enters the loss only with beta > 0 and `kl_in: loss`."""
+    return ObjectiveParams(
+        policy_loss=rc.policy_loss,
+        eps_low=rc.epsilon_low,
+        eps_high=rc.epsilon_high,
+        beta=rc.beta if rc.kl_in == "loss" else 0.0,
+        kl_estimator=rc.kl_estimator,
+        kl_importance_correction=rc.kl_importance_correction,
+        entropy_coef=rc.entropy_coef,
+    )
 
 
 def critic_update(

@@ -26,8 +26,9 @@ with "\\n". The verifier accepts both answer forms: the answer is the text of th
 case), stripped. The reference completion is the answer line alone (`answer: X`), or the tag form
 `<answer>X</answer>` for an answer that spans lines (grids, boards), which a line cannot hold.
 
-Verdicts: no answer, or an empty one, is MALFORMED; otherwise the dataset's `score_answer(answer,
-entry)` decides: CORRECT iff the score is exactly 1.0, WRONG otherwise. Departures from
+Verdicts: no answer, or an empty one, is MALFORMED; one longer than `MAX_ANSWER_CHARS` is WRONG
+without being scored (Verdict.answer keeps its first MAX_ANSWER_CHARS characters); otherwise the
+dataset's `score_answer(answer, entry)` decides: CORRECT iff the score is exactly 1.0, WRONG otherwise. Departures from
 reasoning-gym: partial credit (e.g. 0.5 for a near miss) is WRONG, and the raw score is not kept
 (Verdict has no field for it). There is no tolerance: spell_backward scores a wrong answer that
 extends the right one as a float sum within 1e-15 of 1.0, while reference answers score exactly
@@ -57,6 +58,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import random
+import re
 import typing
 import warnings
 from collections import OrderedDict
@@ -80,6 +82,13 @@ PROBE = "zzz not an answer"  # a dataset whose scorer gives this full marks is r
 
 _DATASETS: OrderedDict[tuple[str, str], Any] = OrderedDict()
 _OPEN, _CLOSE = "<answer>", "</answer>"
+# A line whose stripped text starts with "answer:" in any ASCII case. Linear: the space run stops at
+# "a" or a newline, neither of which it matches, and the rest of the line is one final repeat.
+_ANSWER_LINE = re.compile(r"^[^\S\n]*[Aa][Nn][Ss][Ww][Ee][Rr]:([^\n]*)", re.MULTILINE)
+MAX_ANSWER_CHARS = 10_000
+"""Longest answer passed to a dataset's scorer; a longer one is WRONG unscored (scorers are
+third-party code with no time bound; the longest reference answer of reasoning-gym 0.1.25's datasets
+at their default configs is far shorter)."""
 
 
 def extract_answer(text: str) -> str | None:
@@ -92,12 +101,8 @@ def extract_answer(text: str) -> str | None:
         start = text.rfind(_OPEN, 0, close)
         if start >= 0:
             return text[start + len(_OPEN) : close].strip()
-    found = None
-    for raw in text.split("\n"):
-        line = raw.strip()
-        if line[:7].lower() == "answer:":
-            found = line[7:].strip()
-    return found
+    lines = _ANSWER_LINE.findall(text)  # the text after "answer:" on each answer line
+    return lines[-1].strip() if lines else None
 
 
 def _import_gym() -> Any:
@@ -291,6 +296,8 @@ class GymTask(Task):
         answer, entry = extract_answer(text), problem.meta["entry"]
         if not answer:
             return Verdict(outcome=Outcome.MALFORMED, answer=None)
+        if len(answer) > MAX_ANSWER_CHARS:
+            return Verdict(outcome=Outcome.WRONG, answer=answer[:MAX_ANSWER_CHARS])
         correct = self._score(answer, entry) == 1.0  # exact: see the module docstring
         return Verdict(outcome=Outcome.CORRECT if correct else Outcome.WRONG, answer=answer)
 

@@ -9,13 +9,21 @@ shown as `\\frac{1}{2}`), so a user can see what was compared.
 
 Extraction is math-verify's own: `LatexExtractionConfig(boxed_match_priority=0)` then
 `ExprExtractionConfig()`, so the last `\\boxed{}` is the answer, else a "final answer is ..."
-anchor, else the last LaTeX or plain expression. One departure: when a text holds several boxes
-(a model that corrects itself), math-verify is given the text from the last box on (from the first of
-the boxes joined to it by "and", "or" or a comma, so "\\boxed{2} and \\boxed{3}" stays one answer).
-Without `$` delimiters, math-verify's plain-box pattern spans from the first box to the last and
-reads every box as one answer set: "\\boxed{1} ... wait ... \\boxed{2}" became {1, 2}, wrong for 2.
-The last box is the rule of the Qwen2.5-Math and lm-eval (minerva_math) graders. The gold is parsed
-as `\\boxed{gold}` with the same configuration and cached in the worker.
+anchor, else the last LaTeX or plain expression. Departures, both in `answer_window`, which cuts
+the text before math-verify sees it:
+- When a text holds boxes, math-verify is given only the last box (with the boxes joined to it by
+  "and", "or" or a comma, so "\\boxed{2} and \\boxed{3}" stays one answer). Without `$`
+  delimiters, math-verify's plain-box pattern spans from the first box to the last and reads every
+  box as one answer set: "\\boxed{1} ... wait ... \\boxed{2}" became {1, 2}, wrong for 2. The last
+  box is the rule of the Qwen2.5-Math and lm-eval (minerva_math) graders. A last box that does not
+  parse is MALFORMED (math-verify alone would fall back to other spans of the text).
+- The window is bounded: at most `MAX_WINDOW_CHARS` characters (boxes are joined from the last one
+  backwards while they fit; a last box longer than that is no answer: MALFORMED); without a box it
+  is the text's last lines that fit in MAX_WINDOW_CHARS (a last line longer than that is cut at
+  a space, or is no answer when it has none). So a 1 MB completion costs one linear scan plus a
+  parse of at most MAX_WINDOW_CHARS characters. Some short answers are still slow for sympy (a
+  30-character power tower takes seconds): the timeout below bounds those.
+The gold is parsed as `\\boxed{gold}` with the same configuration (no window) and cached.
 
 Why a process. math-verify bounds its work with SIGALRM, which Python allows only on the main thread:
 in math-verify 0.9 `parse`/`verify` with a timeout raise ValueError off the main thread, and with
@@ -306,7 +314,10 @@ def judge(gold: str, text: str, found: dict[str, str | None]) -> str:
     """Extract the answer of `text` (stored in found["answer"]) and compare the gold with it."""
     from math_verify import verify
 
-    predicted = parse_answer(text)
+    window = answer_window(text)
+    if window is None:
+        return "malformed"
+    predicted = parse_answer(window)
     found["answer"] = answer_string(predicted)
     if not any(not isinstance(p, str) for p in predicted):
         return "malformed"
@@ -321,11 +332,11 @@ def extraction_config() -> tuple[Any, ...]:
 
 
 def parse_answer(text: str) -> list[Any]:
-    """math-verify's parse of a model output's final answer: [sympy value, its string], [string]
-    or []."""
+    """math-verify's parse of the final answer in `text` (a model output's `answer_window`, or a
+    boxed gold): [sympy value, its string], [string] or []."""
     from math_verify import parse
 
-    return parse(final_part(text), extraction_config=extraction_config(), parsing_timeout=None)
+    return parse(text, extraction_config=extraction_config(), parsing_timeout=None)
 
 
 @lru_cache(maxsize=4096)
@@ -334,48 +345,74 @@ def parse_gold(gold: str) -> list[Any]:
     return parse_answer(f"\\boxed{{{gold}}}")
 
 
-BOX = re.compile(r"\\boxed\s*\{")
-JOINED = re.compile(r"[\s$]*(?:,|;|\band\b|\bor\b|,\s*and\b|,\s*or\b)?[\s$]*", re.IGNORECASE)
+MAX_WINDOW_CHARS = 1_000
+"""Longest text math-verify is given for one answer (see `answer_window`)."""
+BOX = re.compile(r"\\boxed\s*\{")  # linear: the space run stops at "{", which it cannot match
+BRACE_TOKEN = re.compile(r"\\.|[{}]", re.DOTALL)  # an escape pair or a brace: no repeat at all
+SPACES_OR_DOLLARS = re.compile(r"[\s$]+")  # one repeat at the end of the pattern: linear
+SPACE = re.compile(r"\s")
+JOINS = frozenset({"", ",", ";", "and", "or", ", and", ", or", ",and", ",or"})
 
 
-def final_part(text: str) -> str:
-    """The text from the last box on (from the first box joined to it), or all of it when it holds
-    fewer than two boxes."""
+def answer_window(text: str) -> str | None:
+    """The part of a model's text that holds its final answer, at most MAX_WINDOW_CHARS long: the
+    last box with the boxes joined to it, else the last lines; None when that is longer."""
     spans = box_spans(text)
-    if len(spans) < 2:
-        return text
-    first = len(spans) - 1
-    while first > 0 and JOINED.fullmatch(text, spans[first - 1][1], spans[first][0]):
-        first -= 1
-    return text[spans[first][0] :]
+    if spans:
+        first, end = len(spans) - 1, spans[-1][1]
+        while (
+            first > 0
+            and end - spans[first - 1][0] <= MAX_WINDOW_CHARS
+            and joined(text[spans[first - 1][1] : spans[first][0]])
+        ):
+            first -= 1
+        start = spans[first][0]
+        return text[start:end] if end - start <= MAX_WINDOW_CHARS else None
+    body = text.rstrip()
+    if len(body) <= MAX_WINDOW_CHARS:
+        return body
+    cut = len(body) - MAX_WINDOW_CHARS
+    line_start = body.find("\n", cut)
+    if line_start >= 0:
+        return body[line_start + 1 :]
+    space = SPACE.search(body, cut)
+    return None if space is None else body[space.end() :]
+
+
+def joined(gap: str) -> bool:
+    """Whether the text between two boxes joins them into one answer: only spaces and `$`, with at
+    most one ",", ";", "and", "or", ", and" or ", or" among them."""
+    return SPACES_OR_DOLLARS.sub(" ", gap).strip().lower() in JOINS
 
 
 def box_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each outermost, closed `\\boxed{...}` of `text`."""
+    """(start, end) of each outermost, closed `\\boxed{...}` of `text`, in one pass over its braces
+    (escaped braces, `\\{` and `\\}`, do not count)."""
+    boxes = list(BOX.finditer(text))
+    if not boxes:
+        return []
+    closes = brace_partners(text, boxes[0].end() - 1)
     spans: list[tuple[int, int]] = []
-    for match in BOX.finditer(text):
-        if spans and match.start() < spans[-1][1]:
+    for match in boxes:
+        end = closes.get(match.end() - 1)
+        if end is None or (spans and match.start() < spans[-1][1]):
             continue
-        end = closing_brace(text, match.end())
-        if end is not None:
-            spans.append((match.start(), end))
+        spans.append((match.start(), end))
     return spans
 
 
-def closing_brace(text: str, start: int) -> int | None:
-    """The index just past the brace that closes the group opened before `start`; escaped braces
-    (`\\{`, `\\}`) do not count."""
-    depth, i = 1, start
-    while i < len(text):
-        char = text[i]
-        if char == "\\":
-            i += 2
-            continue
-        depth += (char == "{") - (char == "}")
-        if depth == 0:
-            return i + 1
-        i += 1
-    return None
+def brace_partners(text: str, start: int) -> dict[int, int]:
+    """For each `{` at or after `start` that is closed: its index -> the index just past the brace
+    that closes it. A backslash escapes the character after it (as LaTeX's `\\{`)."""
+    closes: dict[int, int] = {}
+    opened: list[int] = []
+    for token in BRACE_TOKEN.finditer(text, start):
+        char = token.group()
+        if char == "{":
+            opened.append(token.start())
+        elif char == "}" and opened:
+            closes[opened.pop()] = token.end()
+    return closes
 
 
 def answer_string(parsed: list[Any]) -> str | None:

@@ -11,8 +11,14 @@ The line grammar (one item per line; whitespace around a line is ignored; blank 
 
 Any other non-blank line (prose, a malformed check, a truncated step) is a *junk step*: it counts
 as a step line (it gets an entry in `steps_valid`) and is never valid. An integer with more than
-`MAX_INT_CHARS` digits also makes its line junk, so that `int()` never sees a huge string. Answers
-are compared as canonical strings (`canonical_int`), never converted, so any length is safe.
+`MAX_INT_CHARS` digits (the sign not counted) also makes its line junk, so that `int()` never sees
+a huge string. Answers are compared as canonical strings (`canonical_int`), never converted.
+
+Bounded work on any text: only the first `MAX_LINES` non-blank lines are read (a solution that has
+not reached its answer line by then has none: MALFORMED); blank runs are skipped by one regex
+search, not line by line; a line longer than a step can be is not matched; every pattern is linear
+(no repeat can backtrack into another). So a verifier call costs time linear in the text and at
+most MAX_LINES line parses, whatever the text holds (benchmarks/verifiers.py measures it).
 
 Usage:
     from reasonlab.tasks.parsing import parse_solution
@@ -22,16 +28,22 @@ Usage:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from reasonlab.types import Outcome, Verdict
 
-MAX_INT_CHARS = 1000  # longest integer a step may hold; every built-in task stays far below it
+MAX_INT_CHARS = 1000  # most digits an integer of a step may hold; built-in tasks stay far below
+MAX_LINES = 1000  # non-blank lines read from a solution; built-in tasks need at most ~70
 
 _INT = r"(-?[0-9]+)"
+# Every unbounded repeat below is followed by a character it cannot match (a digit run by a space,
+# operator or "="; a space run by an operator, sign, digit or "="), so a match never backtracks
+# into it: linear time (tests/test_regex_linear.py checks this for every pattern of src/).
 _EQUATION = re.compile(rf"{_INT}\s*([-+*/])\s*{_INT}\s*=\s*{_INT}", re.ASCII)
-_CANONICAL = re.compile(r"([-+]?)0*([0-9]+)", re.ASCII)
+_CANONICAL = re.compile(r"([-+]?)([0-9]+)", re.ASCII)
 _CHECK = re.compile(r"check:\s*(ok|wrong)", re.ASCII | re.IGNORECASE)
+_NONBLANK = re.compile(r"\S")  # the same whitespace as str.strip()
 _MAX_LINE = 4 * MAX_INT_CHARS + 64  # longer lines cannot be steps; skip the regex on them
 
 
@@ -72,6 +84,7 @@ def canonical_int(text: str) -> str | None:
     if match is None:
         return None
     sign, digits = match.groups()
+    digits = digits.lstrip("0") or "0"
     return digits if sign != "-" or digits == "0" else "-" + digits
 
 
@@ -88,7 +101,7 @@ def parse_equation(line: str) -> Equation | None:
     if match is None:
         return None
     left, op, right, result = match.groups()
-    if max(len(left), len(right), len(result)) > MAX_INT_CHARS + 1:
+    if max(len(x.lstrip("-")) for x in (left, right, result)) > MAX_INT_CHARS:
         return None
     return Equation(int(left), op, int(right), int(result))
 
@@ -106,6 +119,17 @@ def evaluate(left: int, op: str, right: int) -> int | None:
     return None
 
 
+def nonblank_lines(text: str) -> Iterator[str]:
+    """The first MAX_LINES non-blank lines of `text` (split at "\\n"), stripped, in order. Blank runs
+    are skipped by a regex search, so a text of a million newlines costs one scan, not a loop."""
+    pos, count = 0, 0
+    while count < MAX_LINES and (found := _NONBLANK.search(text, pos)) is not None:
+        end = text.find("\n", found.start())
+        end = len(text) if end < 0 else end
+        yield text[found.start() : end].rstrip()  # the search already skipped the leading space
+        pos, count = end + 1, count + 1
+
+
 def split_lines(text: str) -> tuple[list[str], list[bool], int, str | None]:
     """The line grammar, whatever a step line holds: step lines (stripped), whether a check retracted
     each, the number of check lines, and the text after the first `answer:` (None without one). Total."""
@@ -115,10 +139,7 @@ def split_lines(text: str) -> tuple[list[str], list[bool], int, str | None]:
     if not isinstance(text, str):
         return lines, retracted, checks, None
     after_step = False  # is the previous non-blank line a step line?
-    for raw in text.split("\n"):
-        line = raw.strip()
-        if not line:
-            continue
+    for line in nonblank_lines(text):
         if line[:7].lower() == "answer:":
             return lines, retracted, checks, line[7:]
         check = _CHECK.fullmatch(line) if len(line) < 64 else None
@@ -155,10 +176,7 @@ def solution_steps(text: str) -> list[str]:
         return []
     steps: list[str] = []
     pending: list[str] = []  # check lines seen before any step line
-    for raw in text.split("\n"):
-        line = raw.strip()
-        if not line:
-            continue
+    for line in nonblank_lines(text):
         is_answer = line[:7].lower() == "answer:"
         is_check = not is_answer and len(line) < 64 and _CHECK.fullmatch(line) is not None
         if (is_answer or is_check) and steps:
