@@ -2,92 +2,10 @@
 and the one-line errors (exit code 2, no traceback, nothing overwritten) for bad input."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-TINY = [
-    "--set",
-    "pretrain.token_budget=40000",
-    "--set",
-    "pretrain.batch_size=8",
-    "--set",
-    "pretrain.seq_len=64",
-    "--set",
-    "pretrain.eval_every=20",
-    "--set",
-    "pretrain.checkpoint_every=20",
-    "--set",
-    "pretrain.corpus_docs=2000",
-    "--set",
-    "model.d_model=32",
-    "--set",
-    "model.n_layers=1",
-    "--set",
-    "model.n_heads=2",
-    "--set",
-    "eval.n_problems=6",
-    "--set",
-    "eval.n_samples=4",
-    "--set",
-    "eval.levels=[2]",
-    "--set",
-    "eval.level_problems=4",
-    "--set",
-    "eval.level_samples=2",
-    "--set",
-    "rl.steps=3",
-    "--set",
-    "rl.prompts_per_step=4",
-    "--set",
-    "rl.group_size=4",
-    "--set",
-    "rl.max_new_tokens=32",
-    "--set",
-    "rl.checkpoint_every=2",
-    "--set",
-    "judge.train_problems=30",
-    "--set",
-    "judge.policy_samples=1",
-    "--set",
-    "judge.eval_problems=8",
-    "--set",
-    "judge.best_of_n=4",
-    "--set",
-    "judge.max_steps=6",
-    "--set",
-    "judge.eval_every=3",
-    "--set",
-    "judge.batch_size=8",
-]
-
-
-def reasonlab(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "reasonlab.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-    )
-
-
-def assert_one_line_error(proc, *fragments):
-    assert proc.returncode == 2, proc.stderr + proc.stdout
-    assert "Traceback" not in proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "tiny"
-    proc = reasonlab("run", "--out", str(out), *TINY)
-    assert proc.returncode == 0, proc.stderr + proc.stdout
-    return out
+from runs import TINY, assert_one_line_error, reasonlab
 
 
 def test_run_writes_the_run_folder(tiny_run):
@@ -141,6 +59,18 @@ def test_run_writes_the_run_folder(tiny_run):
         "plots/calibration.png",
     ):
         assert (tiny_run / name).is_file(), name
+    solutions = json.loads((tiny_run / "eval" / "solutions.json").read_text())
+    assert solutions["models"] == ["base", "rl"] and set(solutions["judges"]) == {"prm", "orm"}
+    assert 0 < len(solutions["problems"]) <= 6  # eval.solutions (24) bounded by eval.n_problems
+    assert sum(solutions["counts"].values()) == 6
+    for problem in solutions["problems"]:
+        assert problem["status"] in ("fixed", "broke", "both_wrong", "both_right")
+        assert set(problem["solutions"]) == {"base", "rl"}
+        for solution in problem["solutions"].values():
+            assert solution["outcome"] in ("correct", "wrong", "malformed")
+            assert {s["mark"] for s in solution["steps"]} <= {"valid", "wrong", "retracted", None}
+            for head in solution["judges"].values():
+                assert len(head["steps"]) == len(solution["steps"]) and 0 <= head["score"] <= 1
     report = (tiny_run / "report.md").read_text()
     assert "plots/passk.png" in report and "plots/rl.png" in report and "Base vs RL" in report
     assert "injected errors" in report and "best-of-4 by prm" in report

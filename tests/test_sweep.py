@@ -204,14 +204,30 @@ def test_bad_sweep_file_through_the_command(tmp_path):
 # ---- the command end to end -----------------------------------------------------------------------------
 
 
-def test_a_2x1_sweep_completes_resumes_and_redoes_an_interrupted_cell(tmp_path):
+@pytest.fixture(scope="module")
+def sweep_2x1(tmp_path_factory):
+    """A finished 2x1 sweep: (its folder of sweep files, the sweep file, the out folder, the run)."""
+    tmp_path = tmp_path_factory.mktemp("sweep")
     path = write_sweep(
         tmp_path,
         grid={"traces": [SHORTCUT, CHECKS], "pretrain.lr": [0.003]},
         labels={"traces": ["shortcut", "checks"]},
     )
     out = tmp_path / "out"
-    proc = reasonlab("sweep", "--config", str(path), "--out", str(out))
+    return tmp_path, path, out, reasonlab("sweep", "--config", str(path), "--out", str(out))
+
+
+def test_the_sweep_report_opens_in_a_browser(sweep_2x1, browser):
+    """No console error, every image loaded and inline (tests/test_report_browser.py says more)."""
+    _, _, out, proc = sweep_2x1
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    page = browser.check(out / "sweep.html")
+    assert page.console_errors == [] and page.images >= 1 and page.broken_images == []
+    assert 'src="plots/' not in (out / "sweep.html").read_text()
+
+
+def test_a_2x1_sweep_completes_resumes_and_redoes_an_interrupted_cell(sweep_2x1):
+    tmp_path, path, out, proc = sweep_2x1
     assert proc.returncode == 0, proc.stderr + proc.stdout
     assert "cell 1 of 2: traces-shortcut__lr-0.003" in proc.stdout and "cell 2 of 2" in proc.stdout
     state = json.loads((out / "sweep.json").read_text())

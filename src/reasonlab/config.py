@@ -106,6 +106,9 @@ class EvalConfig(Strict):
     """Samples per problem at the extra difficulty levels."""
     batch_size: int = Field(256, gt=0)
     """Sequences generated at once."""
+    solutions: int = Field(24, ge=0)
+    """Test problems whose base and RL solutions, judged step by step, eval/solutions.json keeps for
+    the reader (0 = none)."""
 
 
 class RLConfig(Strict):

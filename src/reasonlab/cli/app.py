@@ -1,5 +1,5 @@
 """The `reasonlab` command line (typer + rich): run, pretrain, rl, eval, judge train, judge eval, sufficiency,
-sweep, report.
+sweep, report, compare.
 
 Bad input (unknown task or knob, malformed YAML, unknown --set key, missing or corrupt checkpoint, an
 output folder holding another run) prints one line naming the field or file and exits with code 2.
@@ -13,6 +13,7 @@ Usage:
     reasonlab judge eval --judge symbolic-arithmetic --data processbench:gsm8k
     reasonlab sufficiency --model runs/default
     reasonlab sweep --config configs/sweep.yaml --quick
+    reasonlab compare runs/default runs/rloo
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import sys
 
 import typer
 
+from reasonlab.cli.compare import compare
 from reasonlab.cli.eval import eval_
 from reasonlab.cli.jobs import pretrain, rl, run
 from reasonlab.cli.judge import judge_app
@@ -43,6 +45,7 @@ app.add_typer(judge_app, name="judge")
 app.command()(sufficiency)
 app.command()(sweep)
 app.command()(report)
+app.command()(compare)
 
 
 def main() -> None:

@@ -4,7 +4,9 @@ Stages: pretrain the base (resumes from its last checkpoint) -> evaluate the bas
 (pass@k, maj@k, greedy accuracy, breakdown by difficulty) -> train and evaluate the judges
 (judge.heads: PRM / ORM / pairwise reward models, judges/stage.py) -> RL post-training (resumes from its last
 checkpoint; skipped when rl.steps is 0) -> evaluate the RL model with the same protocol ->
-summary.json -> report. A stage whose
+sample solutions: the base's and the RL model's chains on up to eval.solutions test problems, each
+step marked by the verifier and scored by the judges (eval/solutions.json, experiments/solutions.py;
+skipped when eval.solutions is 0) -> summary.json -> report. A stage whose
 output already exists in the folder is not redone, so rerunning after a crash continues the run,
 and rerunning a finished run only rewrites its report.
 A folder that holds a run with a different config is refused, never overwritten. Usage:
@@ -140,6 +142,11 @@ def run_main_job(
         summary.update(summary_keys("rl", evaluate_stage(rl_policy, cfg, run_dir, "rl")))
         summary["rl/gain_pass@1"] = round(summary["rl/pass@1"] - summary["base/pass@1"], 4)
         timings["time/rl_eval_s"] = round(time.perf_counter() - t, 1)
+    if cfg.eval.solutions > 0:
+        say("judging sample solutions")
+        t = time.perf_counter()
+        solutions_stage(cfg, run_dir)
+        timings["time/solutions_s"] = round(time.perf_counter() - t, 1)
     summary.update(
         {
             **timings,
@@ -188,6 +195,28 @@ def evaluate_stage(policy: Policy, cfg: RunConfig, run_dir: Path, name: str) -> 
             ),
         )
     return {"sampled": sampled, "greedy": greedy, "levels": levels}
+
+
+def solutions_stage(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
+    """eval/solutions.json (reused if present): the base's and the RL model's judged solutions of up to
+    eval.solutions test problems, from the samples eval/base.json and eval/rl.json keep
+    (experiments/solutions.py)."""
+    from reasonlab.experiments.solutions import build_solutions, load_run_judges
+
+    def compute() -> dict[str, Any]:
+        task = get_task(cfg.task.name, **cfg.task.knobs)
+        rl_path = run_dir / "eval" / "rl.json"
+        return build_solutions(
+            task,
+            task.sample("test", cfg.eval.n_problems, cfg.seed + 1),  # the problems evaluated
+            json.loads((run_dir / "eval" / "base.json").read_text()),
+            json.loads(rl_path.read_text()) if cfg.rl.steps > 0 and rl_path.is_file() else None,
+            load_run_judges(run_dir, cfg.judge.heads),
+            cfg.eval.solutions,
+            cfg.seed,
+        )
+
+    return _cached(run_dir / "eval" / "solutions.json", compute)
 
 
 def summary_keys(prefix: str, stage: dict[str, Any]) -> dict[str, Any]:

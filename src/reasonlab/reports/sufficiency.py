@@ -1,11 +1,14 @@
 """A sufficiency result (evaluate/sufficiency.py) -> sufficiency.md + sufficiency.html with PNG plots.
 
-The verdict comes first, in plain language (which metrics say RL will pay off, which say improve the
-base first), then the metrics per difficulty level, the judge's best-of-N, the random-reward control
-and the plots: coverage curves (pass@k against k on a log axis, pass@1 and pass@n marked), the
-learnable / never / always shares per level, behaviour and validity rates per level, best-of-N
-against pass@1 and pass@N, and the control runs' gains and training curves. Reads the result dict
-only, never sampling or training code. Usage:
+The headline comes first (reports/headline.py: the base's pass rates at the main level, whether it was
+judged sufficient for RL and the verdict statements that decided it), then the coverage curves (pass@k
+against k on a log axis, pass@1 and pass@n marked), every rule of the verdict in plain language (which
+metrics say RL will pay off, which say improve the base first), the metrics per difficulty level, the
+judge's best-of-N and the random-reward control as tables, the other plots (the learnable / never /
+always shares per level, behaviour and validity rates per level, best-of-N against pass@1 and pass@N,
+the control runs' gains and training curves) and the settings last. Shares are shown as percentages.
+sufficiency.html inlines its images. Reads the result dict only, never sampling or training code.
+Usage:
 
     write_sufficiency_report(json.loads(Path("runs/sufficiency/default_arith/sufficiency.json").read_text()),
                              Path("runs/sufficiency/default_arith"))
@@ -19,32 +22,48 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
+from reasonlab.reports.headline import sufficiency_headline
 from reasonlab.reports.toolkit import (
     Figure,
     Table,
+    duration,
     fmt,
     html_figures,
+    html_headline,
     html_page,
     html_tables,
     markdown_figures,
+    markdown_headline,
     markdown_tables,
+    percent,
+    points,
     save_figure,
+    sig3,
 )
 
 SAYS = {"rl": "RL pays off", "base": "improve the base", "neutral": "note"}
-ROWS = (
-    ("pass@1", "pass@1"),
-    ("headroom", "headroom pass@n - pass@1"),
-    ("learnable", "learnable (0 < solved < n)"),
-    ("never", "never solved"),
-    ("always", "always solved"),
-    ("check_rate", "samples that check"),
-    ("backtrack_rate", "samples that backtrack"),
-    ("process_valid_rate", "correct with every step valid"),
-    ("distinct_correct", "distinct correct solutions"),
-    ("answer_entropy", "answer entropy (nats)"),
-    ("malformed_rate", "malformed"),
+ROWS = (  # (key, label, how it is shown)
+    ("pass@1", "pass@1", percent),
+    ("headroom", "headroom pass@n - pass@1", percent),
+    ("learnable", "learnable (0 < solved < n)", percent),
+    ("never", "never solved", percent),
+    ("always", "always solved", percent),
+    ("check_rate", "samples that check", percent),
+    ("backtrack_rate", "samples that backtrack", percent),
+    ("process_valid_rate", "correct with every step valid", percent),
+    ("distinct_correct", "distinct correct solutions", sig3),
+    ("answer_entropy", "answer entropy (nats)", sig3),
+    ("malformed_rate", "malformed", percent),
 )
+SELECTION = (  # the judge's selection table: (key, how it is shown)
+    ("best_of_n", percent),
+    ("majority", percent),
+    ("pass@1", percent),
+    ("pass@n", percent),
+    ("gap", percent),
+    ("auroc", sig3),
+)
+COVERAGE = "Coverage: pass@k per level"
 
 
 def write_sufficiency_report(result: dict[str, Any], out_dir: Path) -> Path:
@@ -54,7 +73,7 @@ def write_sufficiency_report(result: dict[str, Any], out_dir: Path) -> Path:
     plots.mkdir(parents=True, exist_ok=True)
     levels = _by_level(result["levels"])
     figures = [
-        ("Coverage: pass@k per level", plot_coverage(result, plots / "coverage.png")),
+        (COVERAGE, plot_coverage(result, plots / "coverage.png")),
         (
             "Learnable, never and always solved problems",
             plot_outcomes(levels, plots / "learnable.png"),
@@ -87,10 +106,10 @@ def report_tables(result: dict[str, Any]) -> list[Table]:
     n = result["n"]
     ks = sorted({int(k[5:]) for m in levels.values() for k in m if k.startswith("pass@")} - {1})
     rows = [
-        [label, *(fmt(m.get(key)) for m in levels.values())]
-        for key, label in [
+        [label, *(show(m.get(key)) for m in levels.values())]
+        for key, label, show in [
             *ROWS[:1],
-            *((f"pass@{k}", f"pass@{k}") for k in ks if k in (16, n)),
+            *((f"pass@{k}", f"pass@{k}", percent) for k in ks if k in (16, n)),
             *ROWS[1:],
         ]
     ]
@@ -105,16 +124,7 @@ def report_tables(result: dict[str, Any]) -> list[Table]:
             (
                 f"Choosing one of the first {result['best_of']} samples ({judge.get('name')})",
                 [knob, "best-of-N", "majority", "pass@1", "pass@N", "gap", "AUROC"],
-                [
-                    [
-                        lv,
-                        *(
-                            fmt(g.get(k))
-                            for k in ("best_of_n", "majority", "pass@1", "pass@n", "gap", "auroc")
-                        ),
-                    ]
-                    for lv, g in sel.items()
-                ],
+                [[lv, *(show(g.get(k)) for k, show in SELECTION)] for lv, g in sel.items()],
             )
         )
     c = result.get("control")
@@ -125,12 +135,16 @@ def report_tables(result: dict[str, Any]) -> list[Table]:
                 f"from {c['samples']} samples",
                 ["model", "pass@1", "gain"],
                 [
-                    ["base", fmt(c["base_pass@1"]), ""],
-                    ["true reward (verifier)", fmt(c["outcome"]["pass@1"]), fmt(c["outcome_gain"])],
+                    ["base", percent(c["base_pass@1"]), ""],
+                    [
+                        "true reward (verifier)",
+                        percent(c["outcome"]["pass@1"]),
+                        points(c["outcome_gain"]),
+                    ],
                     [
                         "random reward (fair coin)",
-                        fmt(c["random"]["pass@1"]),
-                        fmt(c["random_gain"]),
+                        percent(c["random"]["pass@1"]),
+                        points(c["random_gain"]),
                     ],
                 ],
             )
@@ -145,15 +159,17 @@ def plot_coverage(result: dict[str, Any], path: Path) -> Path:
     for level, curve in _by_level(result["coverage"]).items():
         ks = list(range(1, len(curve) + 1))
         (line,) = ax.plot(
-            ks, curve, label=f"level {level}: pass@1 {curve[0]:.2f}, pass@{ks[-1]} {curve[-1]:.2f}"
+            ks,
+            curve,
+            label=f"level {level}: pass@1 {percent(curve[0])}, pass@{ks[-1]} {percent(curve[-1])}",
         )
         ax.scatter([1, ks[-1]], [curve[0], curve[-1]], color=line.get_color(), zorder=3)
     ax.set_xscale("log", base=2)
     ax.set_xlabel(f"k (samples; pass@1 and pass@{n} marked)")
-    ax.set_ylabel("pass@k")
+    ax.set_ylabel("pass@k (share of problems solved)")
     ax.set_ylim(0, 1.05)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(loc="best", fontsize=8)
     return save_figure(fig, path)
 
 
@@ -169,7 +185,7 @@ def plot_outcomes(levels: dict[str, dict[str, float]], path: Path) -> Path:
     ax.set_xlabel("level")
     ax.set_ylabel("share of problems")
     ax.set_ylim(0, 1.0)
-    ax.legend(fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     return save_figure(fig, path)
 
 
@@ -212,7 +228,7 @@ def plot_control(control: dict[str, Any], path: Path) -> Path:
     bars = left.bar(names, values, color=["gray", "#55a868", "#dd8452"])
     for bar, v in zip(bars, values):
         left.annotate(
-            f"{v:.3f}", (bar.get_x() + bar.get_width() / 2, v), ha="center", va="bottom", fontsize=8
+            percent(v), (bar.get_x() + bar.get_width() / 2, v), ha="center", va="bottom", fontsize=8
         )
     left.set_ylabel("pass@1")
     left.set_ylim(0, 1.05)
@@ -225,7 +241,7 @@ def plot_control(control: dict[str, Any], path: Path) -> Path:
     right.set_ylabel("pass rate of the step's samples")
     right.set_ylim(0, 1.05)
     right.grid(alpha=0.3)
-    right.legend(fontsize=8)
+    right.legend(loc="best", fontsize=8)
     return save_figure(fig, path)
 
 
@@ -242,7 +258,7 @@ def _grouped(
     ax.set_xlabel("level")
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     return save_figure(fig, path)
 
 
@@ -257,16 +273,26 @@ def _settings(result: dict[str, Any]) -> list[str]:
         f"task `{result['task']}` with knobs `{result.get('knobs', {})}`; main level {result['main_level']}; "
         f"{result['n']} samples x {result['n_problems']} problems per level; judge `{result['judge']['name']}` "
         f"on the first {result['best_of']} samples; seed {result['seed']}; "
-        f"{t.get('total_s', '?')} s (sampling {t.get('sample_s', '?')}, judging {t.get('judge_s', '?')}, "
-        f"control {t.get('control_s', '?')})"
+        f"{duration(t.get('total_s'))} (sampling {duration(t.get('sample_s'))}, judging "
+        f"{duration(t.get('judge_s'))}, control {duration(t.get('control_s'))})"
     ]
+
+
+def _split(figures: list[Figure]) -> tuple[list[Figure], list[Figure]]:
+    """(the coverage plot, the others)."""
+    return [f for f in figures if f[0] == COVERAGE], [f for f in figures if f[0] != COVERAGE]
 
 
 def _markdown(
     title: str, result: dict[str, Any], tables: list[Table], figures: list[Figure]
 ) -> str:
+    lead, rest = _split(figures)
     lines = [
         f"# Is the base sufficient for RL? {title}",
+        "",
+        *markdown_headline(sufficiency_headline(result)),
+        *markdown_figures(lead),
+        "## The verdict, rule by rule",
         "",
         f"**Verdict.** {result['headline']}",
         "",
@@ -278,7 +304,7 @@ def _markdown(
     lines += [
         "",
         *markdown_tables(tables),
-        *markdown_figures(figures),
+        *markdown_figures(rest),
         "## Settings",
         "",
         *_settings(result),
@@ -288,12 +314,16 @@ def _markdown(
 
 def _html(title: str, result: dict[str, Any], tables: list[Table], figures: list[Figure]) -> str:
     esc = html.escape
+    lead, rest = _split(figures)
     items = "".join(
         f"<li><b>{esc(SAYS[s['says']])}</b> ({esc(s['metric'])} = {esc(str(fmt(s['value'])))}): "
         f"{esc(s['text'])}</li>"
         for s in result["verdict"]
     )
-    body = f"<h1>Is the base sufficient for RL? {esc(title)}</h1><p><b>Verdict.</b> {esc(result['headline'])}</p>"
-    body += f"<ul>{items}</ul>{html_tables(tables)}{html_figures(figures)}"
+    body = f"<h1>Is the base sufficient for RL? {esc(title)}</h1>"
+    body += html_headline(sufficiency_headline(result)) + html_figures(lead)
+    body += "<h2>The verdict, rule by rule</h2>"
+    body += f"<p><b>Verdict.</b> {esc(result['headline'])}</p><ul>{items}</ul>"
+    body += html_tables(tables) + html_figures(rest)
     body += "<h2>Settings</h2>" + "".join(f"<p>{esc(line)}</p>" for line in _settings(result))
     return html_page(f"reasonlab sufficiency: {title}", body)

@@ -1,6 +1,12 @@
 """A sweep's results and report: each finished cell's metrics read from its run folder, and sweep.md +
 sweep.html with plots from the state in sweep.json. Reads files only, never training code.
 
+The report opens with a few sentences (reports/headline.py: cells finished and failed, the base metric
+that best predicted RL's gain, the cell with the largest gain, RL against more pretraining) and the plot
+of the gain in pass@1 against each base metric; then the tables, the other plots, and the sweep's
+settings last. Pass rates are shown as percentages, gains in percentage points, times with their unit;
+sweep.html inlines its images.
+
 A cell's row: the base's sufficiency metrics (evaluate/sufficiency.level_metrics on the per-problem records of
 eval/base.json), its generation-verification gaps when the judges ran (summary.json's best-of-N), the RL
 model's pass rates and the gains (RL - base) from summary.json, and the stage timings.
@@ -32,16 +38,22 @@ import numpy as np
 
 from reasonlab.evaluate.sufficiency import generation_verification_gap, level_metrics
 from reasonlab.fileio import read_json_or_none
+from reasonlab.reports.headline import sweep_headline
 from reasonlab.reports.toolkit import (
     Figure,
     Table,
-    fmt,
+    duration,
     html_figures,
+    html_headline,
     html_page,
     html_tables,
     markdown_figures,
+    markdown_headline,
     markdown_tables,
+    percent,
+    points,
     save_figure,
+    sig3,
 )
 
 Row = dict[str, Any]
@@ -246,35 +258,39 @@ def cells_table(state: dict[str, Any], kl: str) -> Table:
         f"RL {kl}",
         "gain pass@1",
         f"gain {kl}",
-        "wall (s)",
+        "wall time",
     ]
     rows = []
     for r in state["cells"]:
         labels = r["label"].split(" ")
-        numbers = ["", "", "", "", "", ""]
+        shown = ["", "", "", "", "", ""]
         if r["status"] == "finished":
             pk = f"pass@{r['k']}"
-            numbers = [
+            rates = [
                 r["base"].get("pass@1"),
                 r["base"].get(pk),
                 r["rl"].get("pass@1"),
                 r["rl"].get(pk),
-                gain(r, "pass@1"),
-                gain(r, "pass@k"),
             ]
+            shown = [*map(percent, rates), points(gain(r, "pass@1")), points(gain(r, "pass@k"))]
         wall = r.get("timings", {}).get("wall_s")
-        rows.append([r["name"], *labels, r["status"], *(fmt(x) for x in numbers), fmt(wall)])
+        rows.append([r["name"], *labels, r["status"], *shown, duration(wall)])
     return "Cells", header, rows
 
 
 def correlation_table(state: dict[str, Any], kl: str) -> Table:
     corr = state.get("correlations") or {}
-    rows = [[m, fmt(c["pass@1"]), fmt(c["pass@k"]), c["cells"]] for m, c in corr.items()]
+    rows = [[m, _rho(c["pass@1"]), _rho(c["pass@k"]), c["cells"]] for m, c in corr.items()]
     return (
         "Spearman rank correlation of each base metric with the RL gain",
         ["base metric", "rho with gain in pass@1", f"rho with gain in {kl}", "cells"],
         rows,
     )
+
+
+def _rho(rho: float | None) -> str:
+    """A rank correlation with its sign and 2 decimals, as the plots' titles and the headline show it."""
+    return "n/a" if rho is None else f"{rho:+.2f}"
 
 
 def levels_table(state: dict[str, Any]) -> Table | None:
@@ -297,7 +313,7 @@ def levels_table(state: dict[str, Any]) -> Table | None:
 def _change(before: float | None, after: float | None) -> str:
     if before is None or after is None:
         return "n/a"
-    return f"{before:.3f} -> {after:.3f} ({after - before:+.3f})"
+    return f"{percent(before)} -> {percent(after)} ({points(after - before)})"
 
 
 def matched_rows(rows: Sequence[Row]) -> list[Row]:
@@ -313,8 +329,8 @@ def matched_table(state: dict[str, Any], kl: str) -> Table | None:
     header = [
         "cell",
         "extra pretraining tokens",
-        "RL (s)",
-        "more pretraining (s)",
+        "RL time",
+        "more pretraining time",
         "gain pass@1 RL",
         "gain pass@1 more pretraining",
         f"gain {kl} RL",
@@ -335,10 +351,10 @@ def matched_table(state: dict[str, Any], kl: str) -> Table | None:
         rows.append(
             [
                 r["label"],
-                m["extra_tokens"],
-                m["rl_s"],
-                m.get("more_pretrain_s"),
-                *(fmt(g) for g in gains),
+                sig3(m["extra_tokens"]),
+                duration(m["rl_s"]),
+                duration(m.get("more_pretrain_s")),
+                *(points(g) for g in gains),
                 _winner(gains[0], gains[1]),
                 _winner(gains[2], gains[3]),
             ]
@@ -386,7 +402,7 @@ def plot_matched(rows: Sequence[Row], kl: str, path: Path) -> Path:
         ax.set_ylabel(f"gain in {kl if which == 'pass@k' else which}", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(loc="best", fontsize=7)
     return save_figure(fig, path, dpi=100)
 
 
@@ -430,40 +446,44 @@ def write_sweep_report(out: Path, state: dict[str, Any]) -> Path:
             )
     tables = [cells_table(state, kl), correlation_table({**state, "correlations": corr}, kl)]
     tables += [t for t in (levels_table(state), matched_table(state, kl), failed_table(state)) if t]
-    intro = _intro(state)
-    (out / "sweep.md").write_text(_markdown(state["name"], intro, tables, figures))
-    (out / "sweep.html").write_text(_html(state["name"], intro, tables, figures))
+    headline = sweep_headline({**state, "correlations": corr})
+    settings = _settings(state)
+    (out / "sweep.md").write_text(_markdown(state["name"], headline, tables, figures, settings))
+    (out / "sweep.html").write_text(_html(state["name"], headline, tables, figures, settings))
     return out / "sweep.md"
 
 
-def _intro(state: dict[str, Any]) -> str:
-    rows = state["cells"]
+def _settings(state: dict[str, Any]) -> str:
     axes = ", ".join(f"{a['path']} ({len(a['values'])})" for a in state["axes"])
-    text = (
-        f"{len(finished(rows))} of {len(rows)} cells finished{' (--quick)' if state.get('quick') else ''}; "
-        f"grid: {axes}; sweep file: {state.get('source')}."
-    )
+    text = f"Grid: {axes}{' (--quick)' if state.get('quick') else ''}"
     if state.get("elapsed_s") is not None:
-        text += f" This invocation took {state['elapsed_s']} s."
-    return text
+        text += f"; this invocation took {duration(state['elapsed_s'])}"
+    return text + f"; sweep file: {state.get('source')}."
 
 
-def _markdown(title: str, intro: str, tables: list[Table], figures: list[Figure]) -> str:
+def _markdown(
+    title: str, headline: list[str], tables: list[Table], figures: list[Figure], settings: str
+) -> str:
     lines = [
         f"# reasonlab sweep: {title}",
         "",
-        intro,
-        "",
+        *markdown_headline(headline),
+        *markdown_figures(figures[:1]),
         *markdown_tables(tables),
-        *markdown_figures(figures),
+        *markdown_figures(figures[1:]),
+        "## Settings",
+        "",
+        settings,
     ]
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n"
 
 
-def _html(title: str, intro: str, tables: list[Table], figures: list[Figure]) -> str:
-    body = f"<h1>reasonlab sweep: {html.escape(title)}</h1><p>{html.escape(intro)}</p>"
-    return html_page(
-        f"reasonlab sweep: {title}",
-        body + html_tables(tables) + html_figures(figures),
-        width="72em",
+def _html(
+    title: str, headline: list[str], tables: list[Table], figures: list[Figure], settings: str
+) -> str:
+    body = (
+        f"<h1>reasonlab sweep: {html.escape(title)}</h1>{html_headline(headline)}"
+        f"{html_figures(figures[:1])}{html_tables(tables)}{html_figures(figures[1:])}"
+        f"<h2>Settings</h2><p>{html.escape(settings)}</p>"
     )
+    return html_page(f"reasonlab sweep: {title}", body, width="72em")
