@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ from reasonlab.reports.compare import (
     run_labels,
     write_compare_report,
 )
+from runs import assert_one_line_error, reasonlab
 
 CONFIG = {
     "name": "default",
@@ -171,25 +170,6 @@ def test_bad_input_raises_before_writing(tmp_path):
     with pytest.raises(ReasonlabError, match="given twice"):
         write_compare_report([a, tmp_path / "b" / ".." / "a"], tmp_path / "new")
     assert not (tmp_path / "new").exists()
-
-
-def reasonlab(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "reasonlab.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-    )
-
-
-def assert_one_line_error(proc, *fragments):
-    assert proc.returncode == 2, proc.stderr + proc.stdout
-    assert "Traceback" not in proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def test_cli_writes_the_report_in_the_default_folder(tmp_path):

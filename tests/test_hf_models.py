@@ -3,8 +3,6 @@ weights, a byte-level BPE tokenizer trained on the spot) run through the same pr
 and judges as the tiny transformer."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -20,6 +18,7 @@ from reasonlab.models.hf import HFPolicy  # noqa: E402
 from reasonlab.models.tiny_hf import build_tiny_hf  # noqa: E402
 from reasonlab.sampling import generate  # noqa: E402
 from reasonlab.tasks import get_task  # noqa: E402
+from runs import reasonlab
 
 ARCHS = ("qwen2", "llama")
 
@@ -28,16 +27,6 @@ ARCHS = ("qwen2", "llama")
 def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("hf")
     return {arch: build_tiny_hf(root / arch, arch, seed=1) for arch in ARCHS}
-
-
-def reasonlab(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "reasonlab.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-    )
 
 
 def one_line_error(proc, *fragments):

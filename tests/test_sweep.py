@@ -5,8 +5,6 @@ generation-verification gap, against hand-computed values."""
 
 import json
 import math
-import subprocess
-import sys
 
 import pytest
 import yaml
@@ -14,6 +12,7 @@ import yaml
 from reasonlab.errors import ConfigError
 from reasonlab.experiments.sweep_plan import axis_keys, load_plan, value_label
 from reasonlab.reports.sweep import average_ranks, spearman, verification_gaps
+from runs import assert_one_line_error, reasonlab
 
 TINY_SET = {
     "pretrain": {
@@ -40,21 +39,6 @@ def write_sweep(tmp_path, name="tiny", **fields):
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump({"name": name, "set": TINY_SET, **fields}, sort_keys=False))
     return path
-
-
-def reasonlab(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "reasonlab.cli", *args], capture_output=True, text=True, timeout=300
-    )
-
-
-def assert_one_line_error(proc, *fragments):
-    assert proc.returncode == 2, proc.stderr + proc.stdout
-    assert "Traceback" not in proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def mtimes(out):
