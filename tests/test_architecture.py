@@ -2,7 +2,7 @@
 
 Layers, lowest first (docs/architecture.md explains each): the core modules (types, errors, registry,
 fileio, config); tasks and training infrastructure; models; sampling; evaluate; judges; the training
-stages (pretrain, rl); reports; experiments; the CLI. Every `import` in a module counts, including
+stages (pretrain, rl) and test-time search; reports; experiments; the CLI. Every `import` in a module counts, including
 imports inside functions and under TYPE_CHECKING.
 """
 
@@ -25,6 +25,7 @@ LAYERS = {
     "judges": 5,
     "pretrain": 6,
     "rl": 6,
+    "search": 6,
     "reports": 7,
     "experiments": 8,
     "cli": 9,
