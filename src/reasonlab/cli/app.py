@@ -1,5 +1,5 @@
 """The `reasonlab` command line (typer + rich): run, pretrain, rl, eval, judge train, judge eval, sufficiency,
-sweep, report, compare.
+search, sweep, report, compare.
 
 Bad input (unknown task or knob, malformed YAML, unknown --set key, missing or corrupt checkpoint, an
 output folder holding another run) prints one line naming the field or file and exits with code 2.
@@ -12,6 +12,7 @@ Usage:
     reasonlab judge train --base runs/default --head prm --set judge.labels=montecarlo
     reasonlab judge eval --judge symbolic-arithmetic --data processbench:gsm8k
     reasonlab sufficiency --model runs/default
+    reasonlab search --model runs/default --judge prm --budgets 1,4,16
     reasonlab sweep --config configs/sweep.yaml --quick
     reasonlab compare runs/default runs/rloo
 """
@@ -27,6 +28,7 @@ from reasonlab.cli.eval import eval_
 from reasonlab.cli.jobs import pretrain, rl, run
 from reasonlab.cli.judge import judge_app
 from reasonlab.cli.report import report
+from reasonlab.cli.search import search
 from reasonlab.cli.sufficiency import sufficiency
 from reasonlab.cli.sweep import sweep
 from reasonlab.errors import ReasonlabError
@@ -43,6 +45,7 @@ app.command()(rl)
 app.command("eval")(eval_)
 app.add_typer(judge_app, name="judge")
 app.command()(sufficiency)
+app.command()(search)
 app.command()(sweep)
 app.command()(report)
 app.command()(compare)

@@ -14,7 +14,7 @@ config model. Usage (in a command module):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -94,6 +94,49 @@ def resolve_model(path: Path, prefer: str = "rl") -> tuple[Path, RunConfig | Non
             if (path / stage / "config.json").is_file():
                 return path / stage, load_config(path / "config.yaml")
     return path, None
+
+
+def load_any_judge(
+    spec: str, run_dir: Path | None = None, also: Sequence[str] = ()
+) -> tuple[Any, Path | None, RunConfig | None]:
+    """A --judge spec -> (the judge, or None for `verifier` (the caller builds it for its task), its
+    folder or None, the config of the run it was trained in or None).
+
+    `spec` is `verifier`, a rule baseline (judges/baselines.py), a judge folder, or, when `run_dir` is
+    a run folder, a head name (prm, orm, pairwise) meaning <run_dir>/judges/<head>. `also` names
+    further specs the calling command handles itself (shown in the error for an unknown spec)."""
+    import json
+
+    from reasonlab.config import load_config
+    from reasonlab.errors import CheckpointError
+    from reasonlab.judges.baselines import BASELINES
+    from reasonlab.judges.models import HEADS, find_judge, load_judge
+
+    if spec == "verifier":
+        return None, None, None
+    if spec in BASELINES:
+        return BASELINES[spec](), None, None
+    if run_dir is not None and spec in HEADS and not Path(spec).is_dir():
+        try:
+            folder = find_judge(spec, run_dir)
+        except CheckpointError as err:
+            raise ReasonlabError(f"--judge: {str(err).removeprefix('rl.judge: ')}") from None
+    else:
+        folder = Path(spec)
+    if not folder.exists():
+        heads = f", {'/'.join(HEADS)} (of the run)" if run_dir is not None else ""
+        raise ReasonlabError(
+            f"--judge: {spec} is neither a judge folder nor a baseline "
+            f"(baselines: verifier, {', '.join([*also, *BASELINES])}{heads})"
+        )
+    loaded = load_judge(folder)  # a judge trained on a task remembers it (config.json "task")
+    task = json.loads((folder / "config.json").read_text()).get("task")
+    if isinstance(task, dict) and isinstance(task.get("name"), str):
+        from reasonlab.config import config_from_dict
+
+        return loaded, folder, config_from_dict({"task": task})
+    run_config = folder.parent.parent / "config.yaml"
+    return loaded, folder, load_config(run_config) if run_config.is_file() else None
 
 
 def parse_knobs(items: list[str]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from reasonlab.cli.common import (
     apply_options,
     console,
     field_option,
+    load_any_judge,
     make_task,
     parse_knobs,
     print_summary,
@@ -206,7 +207,7 @@ def judge_eval(
     )
     apply_options(run, {"--seed": ("seed", seed)})
     problems, best_of, seed = jc.eval_problems, jc.best_of_n, run.seed
-    the_judge, judge_dir, run_cfg = _load_any_judge(judge)
+    the_judge, judge_dir, run_cfg = load_any_judge(judge)
     name = Path(judge).name if judge_dir else judge
     task_name = task or (run_cfg.task.name if run_cfg else "arith")
     the_task = make_task(task_name, task_knobs(task_name, run_cfg, parse_knobs(knob), None))
@@ -280,29 +281,3 @@ def judge_eval(
         table["pass@1"] = result["baselines"]["pass@1"]
     print_summary({k: round(v, 4) if isinstance(v, float) else v for k, v in table.items()})
     console.print(f"results: {out}")
-
-
-def _load_any_judge(spec: str):
-    """(judge or None for the verifier, its folder or None, its run's config or None)."""
-    from reasonlab.config import load_config
-    from reasonlab.judges.baselines import BASELINES
-    from reasonlab.judges.models import load_judge
-
-    if spec == "verifier":
-        return None, None, None
-    if spec in BASELINES:
-        return BASELINES[spec](), None, None
-    folder = Path(spec)
-    if not folder.exists():
-        raise ReasonlabError(
-            f"--judge: {spec} is neither a judge folder nor a baseline "
-            f"(baselines: verifier, {', '.join(BASELINES)})"
-        )
-    loaded = load_judge(folder)  # a judge trained on a task remembers it (config.json "task")
-    task = json.loads((folder / "config.json").read_text()).get("task")
-    if isinstance(task, dict) and isinstance(task.get("name"), str):
-        from reasonlab.config import config_from_dict
-
-        return loaded, folder, config_from_dict({"task": task})
-    run_config = folder.parent.parent / "config.yaml"
-    return loaded, folder, load_config(run_config) if run_config.is_file() else None

@@ -39,6 +39,12 @@ class SearchSettings:
     aggregation: str = "last"  # how a judge's step scores rank a partial or whole solution
     step_stop: str = "\n"  # the task's step boundary: an expansion generates up to it
     c_puct: float = 1.0  # MCTS exploration constant
+    max_expansions: int = 40  # beam/dvts: most expansions (search-and-learn's num_iterations); the
+    # last one generates to the end of the solution (no step stop), so every kept beam finishes
+    mcts_terminal: str = "judge"  # MCTS value of a finished solution: "judge" (the judge's
+    # aggregated score: no answer key at test time, like every other method) or "verifier" (1/0
+    # from the task's verifier, which reads the reference answer, as rStar-Math's training-time
+    # rollouts do: an oracle, not a test-time method)
 
 
 @dataclass
