@@ -25,7 +25,6 @@ verifier and the rule-based baselines cost no FLOPs). Usage:
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -37,13 +36,6 @@ from reasonlab.evaluate.passk import pass_at_k
 from reasonlab.sampling import generate
 from reasonlab.search.base import METHODS, Compute, SearchContext, get_method
 from reasonlab.types import Problem
-
-for _module in ("selection", "tree", "mcts"):  # the methods register themselves on import
-    try:
-        importlib.import_module(f"reasonlab.search.{_module}")
-    except ModuleNotFoundError as _err:  # pragma: no cover - only while a method module is missing
-        if _err.name != f"reasonlab.search.{_module}":
-            raise
 
 DEFAULT_METHODS = ("majority", "best_of_n", "weighted_best_of_n", "beam", "dvts", "mcts")
 STEP_METHODS = ("beam", "dvts", "mcts")  # search over steps: the task's verifier must mark them
