@@ -435,3 +435,20 @@ def test_sufficiency_report_on_a_hugging_face_model(folders, tmp_path):
         and len(result["control"]["outcome"]["pass_rate"]) == 1
     )
     assert (out / "sufficiency.md").is_file() and (out / "plots" / "coverage.png").is_file()
+
+
+def test_search_runs_on_a_hugging_face_model(folders):
+    """Every search method runs on a Hugging Face policy (continuations re-encode their prefix)."""
+    from reasonlab.judges.likelihood import LikelihoodJudge
+    from reasonlab.search.base import SearchContext, SearchSettings, get_method
+
+    policy = load_policy(folders["qwen2"])
+    task = get_task("arith", n_operands=3)
+    context = SearchContext(
+        policy, task, LikelihoodJudge(policy), SearchSettings(max_new_tokens=16)
+    )
+    problems = task.sample("test", 3, 0)
+    for name in ("majority", "best_of_n", "weighted_best_of_n", "beam", "dvts", "mcts"):
+        outcomes = get_method(name)(context, problems, 4, 0)
+        assert [o.problem_id for o in outcomes] == [p.id for p in problems], name
+        assert all(o.compute.generated_tokens > 0 for o in outcomes), name

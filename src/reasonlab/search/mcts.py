@@ -19,9 +19,11 @@ and all their expansions decode in ONE generate call:
 
 Departures from rStar-Math: no rollouts to the end from a new node (the judge's value stands in
 for them), no prior from a policy or PPM, children scored as they are created. The chosen solution
-is the finished node with the highest mean value Q (ties: the earliest created); if no node has
-finished after N simulations (small N: each simulation adds one level to one path), the highest-Q
-leaf is completed by one sampled rollout to the end, its tokens counted (candidates = 1).
+is the node with the highest mean value Q among the finished nodes and the unfinished leaves
+(ties: the earliest created); an unfinished one is completed by one sampled rollout to the end, its
+tokens counted. Finished nodes are not preferred as such: at small N (each simulation adds one level
+to one path) the only finished nodes are often one-step answer-only solutions, which a rule
+"prefer finished" picked in 49 of 50 problems on the default base.
 With zero simulations (budget 0, which only MCTS accepts) the answer is the greedy completion:
 `generate` at temperature 0 (the builtin sampler's greedy path), one per problem.
 """
@@ -84,12 +86,12 @@ def backup(tree: list[Node], at: int | None, value: float) -> None:
         at = tree[at].parent
 
 
-def choose(tree: list[Node]) -> tuple[str, int]:
-    """The finished node with the highest mean value, or the best leaf; and the finished count."""
-    done = [n for n in tree if n.path.finished]
-    pool = done or [n for n in tree if not n.children]
-    best = max(range(len(pool)), key=lambda i: (pool[i].q, -i))
-    return pool[best].path.text, len(done)
+def choose(tree: list[Node]) -> Node:
+    """The node with the highest mean value among the finished nodes and the unfinished leaves (ties:
+    the earliest created). A finished node is not preferred for being finished: a one-step
+    answer-only solution would otherwise beat every deeper path still under way."""
+    pool = [n for n in tree if n.path.finished or not n.children]
+    return pool[max(range(len(pool)), key=lambda i: (pool[i].q, -i))]
 
 
 def greedy(
@@ -143,8 +145,7 @@ def mcts(
                 tree[at].children.append(len(tree))
                 tree.append(Node(kids[j], at))
                 backup(tree, len(tree) - 1, values[j])
-    chosen = [choose(tree) for tree in trees]
-    texts, counts = finish(ctx, problems, trees, chosen, expansion_seed(seed, sims), generated)
+    texts, counts = finish(ctx, problems, trees, expansion_seed(seed, sims), generated)
     return outcomes(ctx, problems, texts, counts, generated, scorer.judge_tokens, started)
 
 
@@ -152,25 +153,22 @@ def finish(
     ctx: SearchContext,
     problems: Sequence[Problem],
     trees: list[list[Node]],
-    chosen: list[tuple[str, int]],
     seed: int,
     generated: list[int],
 ) -> tuple[list[str], list[int]]:
-    """The chosen texts, with every tree that finished nothing read out by completing its best leaf
-    in one sampled rollout to the end (all such trees in one generate call, tokens counted)."""
-    texts, counts = [c[0] for c in chosen], [c[1] for c in chosen]
-    open_ = [i for i, (_, done) in enumerate(chosen) if done == 0]
-    leaves = [best_leaf(trees[i]).path for i in open_]
+    """Each tree's chosen text and the finished solutions it chose among; a chosen node that is not
+    finished is read out by completing it in one sampled rollout to the end (all such trees in one
+    generate call, tokens counted)."""
+    chosen = [choose(tree) for tree in trees]
+    texts = [node.path.text for node in chosen]
+    counts = [sum(n.path.finished for n in tree) for tree in trees]
+    open_ = [i for i, node in enumerate(chosen) if not node.path.finished]
+    paths = [chosen[i].path for i in open_]
     for i, path in zip(
-        open_, expand(ctx, problems, leaves, [1] * len(leaves), seed, True, generated)
+        open_, expand(ctx, problems, paths, [1] * len(paths), seed, True, generated)
     ):
-        texts[i], counts[i] = path.text, 1
+        texts[i], counts[i] = path.text, counts[i] + 1
     return texts, counts
-
-
-def best_leaf(tree: list[Node]) -> Node:
-    leaves = [n for n in tree if not n.children]
-    return max(leaves, key=lambda n: (n.q, -tree.index(n)))
 
 
 def _values(
