@@ -33,8 +33,8 @@ from typing import Any
 
 from reasonlab.errors import ConfigError
 from reasonlab.evaluate.passk import pass_at_k
-from reasonlab.sampling import generate
 from reasonlab.search.base import METHODS, Compute, SearchContext, get_method
+from reasonlab.search.selection import sample_all
 from reasonlab.types import Problem
 
 DEFAULT_METHODS = ("majority", "best_of_n", "weighted_best_of_n", "beam", "dvts", "mcts")
@@ -248,26 +248,16 @@ def _oracle(
     tick: Callable[[dict], None],
 ) -> dict[str, Any]:
     """N verifier-judged samples per problem and seed: pass@N and pass@1 (Chen et al. estimator)."""
-    s = context.settings
     best: list[list[float]] = []
     single: list[list[float]] = []
     compute = Compute()
     for seed in seeds:
         t = time.perf_counter()
-        rollouts = generate(
-            context.policy,
-            problems,
-            n,
-            seed,
-            max_new_tokens=s.max_new_tokens,
-            temperature=s.temperature,
-            top_p=s.top_p,
-        )
+        texts, generated = sample_all(context, problems, n, seed)  # best-of-N's own draw
         right = [
-            sum(context.task.verify(p, r.text).correct for r in rollouts[i * n : (i + 1) * n])
-            for i, p in enumerate(problems)
+            sum(context.task.verify(p, x).correct for x in xs) for p, xs in zip(problems, texts)
         ]
-        compute.add(Compute(sum(len(r.token_ids) for r in rollouts), 0, time.perf_counter() - t))
+        compute.add(Compute(sum(generated), 0, time.perf_counter() - t))
         best.append([pass_at_k(n, c, n) for c in right])
         single.append([pass_at_k(n, c, 1) for c in right])
         tick({"method": "oracle", "budget": n, "seed": seed, "accuracy": _mean(best[-1])})

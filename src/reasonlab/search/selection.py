@@ -98,16 +98,27 @@ def majority(
     return outcomes(ctx, problems, chosen, [n] * len(problems), generated, zeros, started)
 
 
+def _judged_samples(
+    name: str, ctx: SearchContext, problems: Sequence[Problem], budget: int, seed: int
+) -> tuple[int, list[list[str]], list[int], list[list[float]], list[int]]:
+    """The checks, then N samples per problem and the judge's score of each: (N, texts, tokens
+    generated, scores, judge tokens), per problem."""
+    n = _prepare(name, ctx, problems, budget, judge=True)
+    if not problems:  # a dry run of the checks
+        return n, [], [], [], []
+    texts, generated = sample_all(ctx, problems, n, seed)
+    scores, judged = _judge_scores(ctx, problems, texts)
+    return n, texts, generated, scores, judged
+
+
 @register_method("best_of_n")
 def best_of_n(
     ctx: SearchContext, problems: Sequence[Problem], budget: int, seed: int
 ) -> list[SearchOutcome]:
     started = time.perf_counter()
-    n = _prepare("best_of_n", ctx, problems, budget, judge=True)
-    if not problems:  # a dry run of the checks
+    n, texts, generated, scores, judged = _judged_samples("best_of_n", ctx, problems, budget, seed)
+    if not problems:
         return []
-    texts, generated = sample_all(ctx, problems, n, seed)
-    scores, judged = _judge_scores(ctx, problems, texts)
     chosen = [ts[argmax_first(sc)] for ts, sc in zip(texts, scores)]
     return outcomes(ctx, problems, chosen, [n] * len(problems), generated, judged, started)
 
@@ -117,11 +128,11 @@ def weighted_best_of_n(
     ctx: SearchContext, problems: Sequence[Problem], budget: int, seed: int
 ) -> list[SearchOutcome]:
     started = time.perf_counter()
-    n = _prepare("weighted_best_of_n", ctx, problems, budget, judge=True)
-    if not problems:  # a dry run of the checks
+    n, texts, generated, scores, judged = _judged_samples(
+        "weighted_best_of_n", ctx, problems, budget, seed
+    )
+    if not problems:
         return []
-    texts, generated = sample_all(ctx, problems, n, seed)
-    scores, judged = _judge_scores(ctx, problems, texts)
     chosen = []
     for problem, ts, sc in zip(problems, texts, scores):
         answers = [ctx.task.verify(problem, t).answer for t in ts]
