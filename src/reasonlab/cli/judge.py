@@ -172,7 +172,7 @@ def judge_eval(
         None,
         "--task",
         "-t",
-        help="Task for injected data (default: the judge's training task, else arith).",
+        help="Task for injected data (default: the judge's training task, else the --policy run's, else arith).",
     ),
     knob: list[str] = KnobOpt,
     problems: Optional[int] = field_option(
@@ -208,6 +208,8 @@ def judge_eval(
     apply_options(run, {"--seed": ("seed", seed)})
     problems, best_of, seed = jc.eval_problems, jc.best_of_n, run.seed
     the_judge, judge_dir, run_cfg = load_any_judge(judge)
+    if run_cfg is None and policy is not None:  # a judge trained on a file: the policy's task
+        run_cfg = resolve_model(policy)[1]
     name = Path(judge).name if judge_dir else judge
     task_name = task or (run_cfg.task.name if run_cfg else "arith")
     the_task = make_task(task_name, task_knobs(task_name, run_cfg, parse_knobs(knob), None))

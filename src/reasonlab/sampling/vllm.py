@@ -40,6 +40,7 @@ def _engine(policy: Policy) -> Any:
         model=str(policy.path),
         dtype=dtype,
         gpu_memory_utilization=getattr(policy, "gpu_memory", 0.5),
+        enable_prefix_caching=True,  # search expansions and n samples re-send shared prefixes
     )
     policy._vllm_engine = engine
     return engine

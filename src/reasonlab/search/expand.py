@@ -2,11 +2,15 @@
 
 A path is a partial solution of one problem. To extend it, the policy is prompted with the
 problem's prompt followed by the partial text and generates up to `settings.step_stop` (the stop
-string is kept in the text). The prefix is recomputed on every expansion rather than kept in a
-shared KV cache (search-and-learn on vLLM shares prefixes through its prefix cache); prefill is
-not counted as compute (search/base.py), so this costs wall time only. Re-encoding prompt +
-partial text is exact for the character tokenizer; a BPE tokenizer may merge the seam
-differently, and a chat-template tokenizer would put the partial text inside the user turn.
+string is kept in the text). KV sharing: within one expansion, the continuations of a path share
+its prefix's cache (the tiny policy prefills each distinct prompt once and copies its cache rows,
+models/tiny_policy.py; the vLLM backend runs with its prefix cache on); across expansions the
+prefix is prefilled again, one batched forward per expansion, rather than kept per path. That
+prefill is about a tenth of beam search's wall time on the default run (benchmarks/search_speed.py
+times it apart), so a cache kept across expansions would save at most that; prefill is not counted
+as compute (search/base.py). Re-encoding prompt + partial text is exact for the character
+tokenizer; a BPE tokenizer may merge the seam differently, and a chat-template tokenizer would put
+the partial text inside the user turn.
 
 A path finishes when its step has an answer line, or the policy ends it (EOS), or it has used
 `settings.max_new_tokens` completion tokens (a step that would run past them is cut there; the
