@@ -27,6 +27,7 @@ LAYERS = {
     "rl": 6,
     "search": 6,
     "reports": 7,
+    "labeling": 7,
     "experiments": 8,
     "cli": 9,
 }

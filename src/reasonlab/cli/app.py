@@ -1,5 +1,6 @@
 """The `reasonlab` command line (typer + rich): run, pretrain, rl, eval, judge train, judge eval, sufficiency,
-search, sweep, report, compare.
+search, sweep, report, compare, label (human labeling: serve, add-annotator, import, export, agreement,
+simulate).
 
 Bad input (unknown task or knob, malformed YAML, unknown --set key, missing or corrupt checkpoint, an
 output folder holding another run) prints one line naming the field or file and exits with code 2.
@@ -15,6 +16,7 @@ Usage:
     reasonlab search --model runs/default --judge prm --budgets 1,4,16
     reasonlab sweep --config configs/sweep.yaml --quick
     reasonlab compare runs/default runs/rloo
+    reasonlab label serve --db labels.sqlite
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from reasonlab.cli.compare import compare
 from reasonlab.cli.eval import eval_
 from reasonlab.cli.jobs import pretrain, rl, run
 from reasonlab.cli.judge import judge_app
+from reasonlab.cli.label import label_app
 from reasonlab.cli.report import report
 from reasonlab.cli.search import search
 from reasonlab.cli.sufficiency import sufficiency
@@ -44,6 +47,7 @@ app.command()(pretrain)
 app.command()(rl)
 app.command("eval")(eval_)
 app.add_typer(judge_app, name="judge")
+app.add_typer(label_app, name="label")
 app.command()(sufficiency)
 app.command()(search)
 app.command()(sweep)
