@@ -94,6 +94,7 @@ def test_killing_the_server_loses_no_acknowledged_label(tmp_path):
     db.close()
     assert before > 0 and after > 0, (before, after)  # labels were posted on both sides of the kill
     assert results["statuses"].get("0", 0) > 0  # some requests found no server
+    assert not [e for e in results["errors"] if "stopped" in e], results["errors"]
     assert set(results["acknowledged"]) <= ids, "an acknowledged label was lost"
     assert twice == [] and check == "ok"
 

@@ -23,6 +23,7 @@ Usage:
 
 from __future__ import annotations
 
+import http.client
 import json
 import random
 import statistics
@@ -110,8 +111,8 @@ def _request(url: str, token: str, body: dict | None, tally: Tally) -> tuple[int
             status, raw = resp.status, resp.read()
     except urllib.error.HTTPError as err:
         status, raw = err.code, err.read()
-    except (urllib.error.URLError, ConnectionError, TimeoutError) as err:
-        status, raw = 0, json.dumps({"detail": f"no answer: {err}"}).encode()  # server down
+    except (OSError, http.client.HTTPException) as err:  # refused, reset, or cut mid-answer
+        status, raw = 0, json.dumps({"detail": f"no answer: {err!r}"}).encode()  # server down
     tally.latencies.append(time.perf_counter() - start)
     tally.statuses[status] += 1
     return status, (json.loads(raw) if raw else None)
@@ -146,11 +147,11 @@ def annotate(
     quota: list[int],
     lock: threading.Lock,
     rng: random.Random,
+    tally: Tally,
     kinds: Sequence[str] = ("steps", "pair"),
 ) -> Tally:
-    """One annotator's loop: lease, think `speed` seconds per step, post; until the deadline, the
-    shared label quota, or an empty queue."""
-    tally = Tally()
+    """One annotator's loop, recorded in `tally`: lease, think `speed` seconds per step, post; until
+    the deadline, the shared label quota, or an empty queue."""
     open_kinds = list(kinds)
     while open_kinds and time.monotonic() < deadline:
         with lock:
@@ -211,18 +212,22 @@ def simulate(
 
     def work(i: int, token: str) -> None:
         rng = random.Random(seed * 1_000_003 + i)
-        tallies[i] = annotate(
-            base,
-            token,
-            truth,
-            noise=noise,
-            bias=bias,
-            speed=speed,
-            deadline=deadline,
-            quota=quota,
-            lock=lock,
-            rng=rng,
-        )
+        try:
+            annotate(
+                base,
+                token,
+                truth,
+                noise=noise,
+                bias=bias,
+                speed=speed,
+                deadline=deadline,
+                quota=quota,
+                lock=lock,
+                rng=rng,
+                tally=tallies[i],
+            )
+        except Exception as err:  # an annotator that stops says why; its tally so far stays
+            tallies[i].errors.append(f"annotator {i} stopped: {err!r}")
 
     start = time.monotonic()
     threads = [
