@@ -1,4 +1,5 @@
-"""Config loading: defaults, YAML, dotted overrides, and the errors bad input gets."""
+"""Config loading: defaults, YAML, dotted overrides, and the errors bad input gets; the corpus's level
+distribution (pretrain.levels) and configs/range.yaml."""
 
 import pytest
 
@@ -86,3 +87,77 @@ def test_the_hugging_face_example_config_validates():
     assert cfg.task.name == "math" and cfg.hf.lora_r == 16 and cfg.hf.sampler == "builtin"
     with pytest.raises(ConfigError, match="hf.sampler"):
         load_config(DEFAULT_CONFIG.parent / "hf_grpo_math.yaml", ["hf.sampler=tgi"])
+
+
+@pytest.mark.parametrize(
+    "levels, fragment",
+    [
+        ("{2: 0.5, 3: 0.6}", "pretrain.levels: shares must sum to 1"),
+        ("{2: 0.5}", "pretrain.levels: shares must sum to 1 (within 1e-6), got 0.5"),
+        ("{2: -0.5, 3: 1.5}", "pretrain.levels.2: Input should be greater than or equal to 0"),
+        ("{2: .nan, 3: 1.0}", "pretrain.levels.2: Input should be a finite number"),
+        ("{two: 1.0}", "pretrain.levels.two"),
+        ("{2: 1.0, 3: x}", "pretrain.levels.3"),
+        ("[2, 3]", "pretrain.levels"),
+    ],
+)
+def test_bad_level_distributions_name_the_field(levels, fragment):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [f"pretrain.levels={levels}"])
+    assert fragment in str(err.value) and "\n" not in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize(
+    "overrides, fragment",
+    [
+        (["pretrain.levels={1: 0.5, 2: 0.5}"], "n_operands=1"),  # arith: 2..32 operands
+        (["pretrain.levels={2: 0.5, 40: 0.5}"], "n_operands=40"),
+        (
+            [
+                "task.name=countdown",
+                "task.knobs={}",
+                "traces.answer_only=0",
+                "pretrain.levels={4: 0.5, 9: 0.5}",
+            ],
+            "n_numbers=9",
+        ),  # countdown: 2..8 numbers
+        (["task.name=math500", "task.knobs={}", "pretrain.levels={1: 1.0}"], "no difficulty knob"),
+    ],
+)
+def test_levels_the_task_cannot_make_are_config_errors(overrides, fragment):
+    from reasonlab.experiments.main_job import validate
+
+    cfg = load_config(None, overrides)
+    with pytest.raises(ConfigError) as err:
+        validate(cfg)
+    assert str(err.value).startswith("pretrain.levels: ") and fragment in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_the_range_config_and_its_level_regions():
+    from reasonlab.experiments.main_job import region_keys, validate
+
+    cfg = load_config(DEFAULT_CONFIG.parent / "range.yaml")
+    validate(cfg)
+    assert cfg.pretrain.levels == dict.fromkeys(range(2, 7), 0.2)
+    assert region_keys(cfg) == {
+        **{f"eval/d{lv}/region": "in_range" for lv in range(2, 7)},
+        "eval/d7/region": "edge",
+        "eval/d9/region": "beyond",
+        "eval/d11/region": "beyond",
+    }
+    assert region_keys(load_config()) == {}  # no range: no labels, summary.json as before
+    default = (
+        load_config()
+    )  # range.yaml is default.yaml plus the range, its eval levels, longer sequences
+    assert cfg == default.model_copy(
+        update={
+            "name": "range",
+            "model": default.model.model_copy(update={"max_seq_len": 160}),
+            "pretrain": default.pretrain.model_copy(update={"levels": cfg.pretrain.levels}),
+            "eval": default.eval.model_copy(
+                update={"max_new_tokens": 128, "levels": [2, 3, 4, 5, 6, 7, 9, 11]}
+            ),
+            "rl": default.rl.model_copy(update={"max_new_tokens": 128}),
+        }
+    )

@@ -1,6 +1,10 @@
-"""Pretraining: a smoke test that learns easy arithmetic, exact resume after a kill, and the pieces."""
+"""Pretraining: a smoke test that learns easy arithmetic, exact resume after a kill, and the pieces; the
+corpus over a range of difficulty (pretrain.levels): its counts by level, and today's stream without one."""
 
 import math
+import random
+import re
+from collections import Counter
 
 import pytest
 import torch
@@ -8,9 +12,17 @@ import torch
 from reasonlab.config import config_from_dict
 from reasonlab.evaluate.runner import SamplingParams, evaluate_policy
 from reasonlab.models import CharTokenizer, load_policy
-from reasonlab.pretrain.corpus import build_stream, get_batch
+from reasonlab.pretrain.corpus import (
+    build_stream,
+    corpus_mixture,
+    corpus_problems,
+    get_batch,
+    level_counts,
+    level_region,
+)
 from reasonlab.pretrain.trainer import masked_loss, pretrain
 from reasonlab.tasks import get_task
+from reasonlab.tasks.traces import render
 from reasonlab.training.optim import lr_at
 from reasonlab.training.tracking import read_metrics
 
@@ -111,3 +123,79 @@ def test_masked_loss_and_schedule_by_hand():
     assert lr_at(10, 100, 1.0, 10, 0.1) == pytest.approx(1.0)
     assert lr_at(55, 100, 1.0, 10, 0.1) == pytest.approx(0.55)
     assert lr_at(100, 100, 1.0, 10, 0.1) == pytest.approx(0.1)
+
+
+def stream_before_levels(task, cfg, split, n_docs, seed, tok):
+    """build_stream as it was before pretrain.levels, for the byte-for-byte comparison."""
+    mix, rng = corpus_mixture(cfg), random.Random(seed)
+    ids, learn = [], []
+    for problem in task.sample(split, n_docs, seed, distinct=False):
+        solution = render(task, problem, mix.choose(rng), rng, error_rate=cfg.traces.error_rate)
+        prompt_ids = [tok.bos_id] + tok.encode(problem.prompt)
+        solution_ids = tok.encode(solution) + [tok.eos_id]
+        ids += prompt_ids + solution_ids
+        learn += [cfg.pretrain.loss_on_prompt] * len(prompt_ids) + [True] * len(solution_ids)
+    learn[0] = False
+    return ids, learn
+
+
+RANGE = {
+    **EASY,
+    "task": {"name": "arith", "knobs": {"n_operands": 3, "digits": 1, "operators": "+-"}},
+    "traces": {"answer_only": 0.5, "steps": 0.3, "backtrack": 0.2},
+}
+
+
+def test_without_levels_the_stream_is_todays_byte_for_byte():
+    cfg = config_from_dict(RANGE)
+    assert cfg.pretrain.levels == {}
+    task, tok = get_task("arith", **RANGE["task"]["knobs"]), CharTokenizer()
+    for split, seed in (("train", 0), ("test", 5)):
+        stream = build_stream(task, cfg, split, 300, seed=seed, tok=tok)
+        ids, learn = stream_before_levels(task, cfg, split, 300, seed, tok)
+        assert stream.ids.tolist() == ids and stream.learn.tolist() == learn
+
+
+def test_the_corpus_levels_follow_the_configured_distribution():
+    shares = {2: 0.1, 4: 0.3, 6: 0.6}
+    cfg = config_from_dict({**RANGE, "pretrain": {**RANGE["pretrain"], "levels": shares}})
+    task, tok = get_task("arith", **RANGE["task"]["knobs"]), CharTokenizer()
+    drawn = corpus_problems(task, cfg, "train", 1000, 0, random.Random(0))
+    assert Counter(p.difficulty for _, p in drawn) == {2: 100, 4: 300, 6: 600}  # exact shares
+    assert all(len(p.meta["operands"]) == p.difficulty == t.n_operands for t, p in drawn)
+    assert all(t.split_of(p) == "train" for t, p in drawn)
+    assert [p.difficulty for _, p in drawn[:12]] != sorted(p.difficulty for _, p in drawn[:12])
+    again = corpus_problems(task, cfg, "train", 1000, 0, random.Random(0))
+    assert [p.prompt for _, p in again] == [
+        p.prompt for _, p in drawn
+    ]  # a pure function of the seed
+    stream = build_stream(task, cfg, "train", 1000, seed=0, tok=tok)
+    ids = stream.ids.tolist()
+    starts = [i for i, t in enumerate(ids) if t == tok.bos_id] + [len(ids)]
+    prompts = [tok.decode(ids[a + 1 : b]).split("=?")[0] for a, b in zip(starts, starts[1:])]
+    assert len(prompts) == 1000  # operands = operators + 1, read back from the packed stream
+    assert Counter(len(re.findall("[+-]", p)) + 1 for p in prompts) == {2: 100, 4: 300, 6: 600}
+    held_out = corpus_problems(task, cfg, "test", 50, 1, random.Random(1))  # 5 / 15 / 30
+    assert Counter(p.difficulty for _, p in held_out) == {2: 5, 4: 15, 6: 30}
+
+
+def test_level_counts_by_largest_remainder_and_the_regions():
+    assert level_counts({2: 0.2, 3: 0.2, 4: 0.2, 5: 0.2, 6: 0.2}, 1000) == dict.fromkeys(
+        range(2, 7), 200
+    )
+    # 7 x 1/3 = 2.33 each: the one left over goes to the lowest level
+    assert level_counts({5: 1 / 3, 3: 1 / 3, 4: 1 / 3}, 7) == {3: 3, 4: 2, 5: 2}
+    # quotas 2.9, 4.1, 3.0 -> floors 2, 4, 3 and one more for the largest remainder (0.9)
+    assert level_counts({2: 0.29, 3: 0.41, 4: 0.3}, 10) == {2: 3, 3: 4, 4: 3}
+    assert level_counts({2: 0.29, 3: 0.71}, 100) == {2: 29, 3: 71}  # 0.29 x 100 = 28.999...
+    assert level_counts({2: 0.5, 3: 0.5, 4: 0.0}, 3) == {2: 2, 3: 1, 4: 0}
+    shares = {2: 0.5, 3: 0.0, 4: 0.5, 9: 0.0}  # the range is 2..4: zero shares are not trained
+    assert [level_region(shares, lv) for lv in (1, 2, 3, 4, 5, 6, 9)] == [
+        "below",
+        "in_range",
+        "in_range",
+        "in_range",
+        "edge",
+        "beyond",
+        "beyond",
+    ]

@@ -1,16 +1,23 @@
 """`reasonlab sweep` on tiny configs: a 2x1 sweep completes, a rerun skips finished cells, an interrupted
 cell is redone, a diverging cell is recorded while the other finishes, and a bad sweep file is one line
 with exit code 2 and nothing written. Plus the pieces: cell names, --quick, the rank correlation and the
-generation-verification gap, against hand-computed values."""
+generation-verification gap, against hand-computed values. The model-size axis: configs/sweep_scale.yaml's
+sizes build the parameter counts its header states, a `model` mapping keeps `set`'s model fields and
+refuses to reset the base's, and a --quick sweep over sizes on a range corpus records each base's
+parameters and FLOPs and its levels' regions, and resumes."""
 
 import json
 import math
 
 import pytest
+import torch
 import yaml
 
+from reasonlab.config import DEFAULT_CONFIG
 from reasonlab.errors import ConfigError
+from reasonlab.experiments.sweep import run_sweep
 from reasonlab.experiments.sweep_plan import axis_keys, load_plan, value_label
+from reasonlab.pretrain.trainer import new_model, tokens_trained
 from reasonlab.reports.sweep import average_ranks, spearman, verification_gaps
 from runs import assert_one_line_error, reasonlab
 
@@ -297,3 +304,127 @@ def test_a_diverging_cell_is_recorded_and_the_other_finishes(tmp_path):
     assert (
         "lr-huge" in (out / "sweep.md").read_text() and "diverged" in (out / "sweep.md").read_text()
     )
+
+
+# ---- the model-size axis and the range corpus -------------------------------------------------------------
+
+SCALE = DEFAULT_CONFIG.parent / "sweep_scale.yaml"
+SCALE_PARAMS = {"0.3M": 269_120, "1M": 1_062_528, "3M": 2_970_432, "10M": 9_866_560}
+
+
+def test_the_scale_sweeps_sizes_build_the_stated_parameter_counts():
+    plan = load_plan(SCALE)
+    assert len(plan.cells) == 12 and {c.config.pretrain.token_budget for c in plan.cells} == {
+        1_000_000,
+        3_000_000,
+        10_000_000,
+    }
+    counts = {}
+    for cell in plan.cells:
+        size = cell.label.split()[0]
+        if size not in counts:
+            counts[size] = new_model(cell.config)[0].num_parameters()
+        assert cell.config.model.max_seq_len == 160 and cell.config.rl.steps == 100
+        assert cell.config.pretrain.levels == dict.fromkeys(range(2, 7), 0.2)
+        assert cell.config.eval.levels == [2, 3, 4, 5, 6, 7, 9, 11]
+    assert counts == SCALE_PARAMS
+    header = SCALE.read_text().split("\nname:")[0]
+    assert all(f"{n:,}" in header for n in counts.values())  # the header comment states them
+    quick = load_plan(SCALE, quick=True)
+    assert [c.name for c in quick.cells] == [
+        "model-0.3M__token_budget-1M",
+        "model-1M__token_budget-1M",
+    ]
+
+
+def test_a_model_mapping_keeps_sets_fields_and_refuses_to_reset_the_base(tmp_path):
+    small = {"d_model": 32, "n_layers": 1, "n_heads": 2, "d_ff": 64}
+    path = write_sweep(
+        tmp_path,
+        set={"model": {"d_model": 16, "n_heads": 2, "max_seq_len": 96}, "model.n_layers": 3},
+        grid={"model": [small, {"d_model": 64, "n_heads": 4}]},
+        labels={"model": ["small", "wide"]},
+    )
+    a, b = (c.config.model for c in load_plan(path).cells)
+    assert (a.d_model, a.n_layers, a.n_heads, a.d_ff, a.max_seq_len) == (32, 1, 2, 64, 96)
+    assert (b.d_model, b.n_layers, b.n_heads, b.d_ff, b.max_seq_len) == (64, 3, 4, None, 96)
+    (tmp_path / "run.yaml").write_text("model: {max_seq_len: 96}\n")
+    bad = write_sweep(tmp_path, name="bad", base="run.yaml", grid={"model": [small]})
+    with pytest.raises(ConfigError) as err:
+        load_plan(bad)
+    assert "\n" not in str(err.value) and "grid model" in str(err.value)
+    assert "model.max_seq_len would fall back from the base's 96 to 128" in str(err.value)
+    ok = write_sweep(
+        tmp_path, name="ok", base="run.yaml", grid={"model": [{**small, "max_seq_len": 96}]}
+    )
+    assert load_plan(ok).cells[0].config.model.max_seq_len == 96
+
+
+@pytest.fixture
+def one_thread():
+    """Models this small run faster on one thread, and a busy neighbour on the CPU cannot stall it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_a_quick_sweep_over_sizes_on_a_range_corpus_completes_and_resumes(tmp_path, one_thread):
+    sizes = [
+        {"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32},
+        {"d_model": 32, "n_layers": 1, "n_heads": 2, "d_ff": 64},
+        {"d_model": 64, "n_layers": 2, "n_heads": 2},
+    ]
+    path = write_sweep(
+        tmp_path,
+        set={
+            **TINY_SET,
+            "model.max_seq_len": 96,
+            "task.knobs.n_operands": 3,
+            "pretrain.levels": {2: 0.5, 3: 0.5},
+            "eval.levels": [2, 4, 5],
+            "eval.level_problems": 3,
+            "eval.level_samples": 2,
+            "eval.solutions": 0,
+            "rl.steps": 1,
+        },
+        grid={"model": sizes, "pretrain.token_budget": [5120, 20480]},
+        labels={"model": ["xs", "s", "m"]},
+        quick={"grid": {"model": ["xs", "s"], "pretrain.token_budget": [5120]}},
+    )
+    out = tmp_path / "out"
+    plan = load_plan(path, quick=True)
+    run_sweep(plan, out)  # in-process: the command's start-up would take longer than the sweep
+    state = json.loads((out / "sweep.json").read_text())
+    assert [c["name"] for c in state["cells"]] == [
+        "model-xs__token_budget-5120",
+        "model-s__token_budget-5120",
+    ]
+    for row, cell in zip(state["cells"], plan.cells):
+        assert row["status"] == "finished" and cell.config.model.max_seq_len == 96
+        params = new_model(cell.config)[0].num_parameters()
+        tokens = tokens_trained(cell.config)
+        assert tokens == 10 * 8 * 64
+        assert row["compute"] == {
+            "params": params,
+            "pretrain_tokens": tokens,
+            "pretrain_flops": 6.0 * params * tokens,
+        }
+        summary = json.loads((out / row["dir"] / "summary.json").read_text())
+        assert summary["model/pretrain_flops"] == 6.0 * params * tokens
+        regions = {k: v for k, v in summary.items() if k.endswith("/region")}
+        assert regions == {
+            "eval/d2/region": "in_range",
+            "eval/d3/region": "in_range",  # the task's own level, evaluated as the main eval
+            "eval/d4/region": "edge",
+            "eval/d5/region": "beyond",
+        }
+        assert {"base/d2/pass@1", "base/d4/pass@1", "base/d5/pass@1"} <= set(summary)
+    assert state["cells"][0]["compute"]["params"] < state["cells"][1]["compute"]["params"]
+
+    before, said = mtimes(out), []
+    again = run_sweep(load_plan(path, quick=True), out, say=said.append)
+    assert sum("finished earlier, skipped" in m for m in said) == 2 and mtimes(out) == before
+    assert again["status"] == "finished"
+    rows = json.loads((out / "sweep.json").read_text())["cells"]
+    assert [r["compute"] for r in rows] == [r["compute"] for r in state["cells"]]

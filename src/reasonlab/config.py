@@ -10,10 +10,11 @@ falls back to a default). Usage:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from reasonlab.errors import ConfigError
 
@@ -81,10 +82,28 @@ class PretrainConfig(Strict):
     """Also train on prompt tokens; by default only the solution (and EOS) is learned."""
     corpus_docs: int = Field(100_000, gt=0)
     """Distinct training documents generated; the budget cycles through them."""
+    levels: dict[int, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
+        default_factory=dict
+    )
+    """The corpus's difficulty as a distribution: a value of the task's difficulty knob (arith
+    n_operands, countdown n_numbers, chess mate_in) -> its share of the documents, e.g. {2: 0.5, 3: 0.5}.
+    Shares are >= 0 and sum to 1; the counts by level are exact, by largest remainder (pretrain/corpus.py).
+    Empty: every document at the task's own level (task.knobs). With a range, summary.json labels each
+    evaluated level in_range, edge (one above the range), beyond or below (eval/d<level>/region)."""
     eval_every: int = Field(100, gt=0)
     """Steps between held-out loss evaluations."""
     checkpoint_every: int = Field(100, gt=0)
     """Steps between checkpoints (written atomically; a rerun resumes from the last)."""
+
+    @field_validator("levels")
+    @classmethod
+    def _shares_sum_to_one(cls, levels: dict[int, float]) -> dict[int, float]:
+        total = sum(levels.values())
+        if levels and abs(total - 1.0) > 1e-6:
+            raise PydanticCustomError(
+                "shares_sum", "shares must sum to 1 (within 1e-6), got {total}", {"total": total}
+            )
+        return levels
 
 
 class EvalConfig(Strict):

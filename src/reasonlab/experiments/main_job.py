@@ -38,10 +38,13 @@ Progress = Callable[[str], None]
 
 def validate(cfg: RunConfig) -> None:
     """Fail fast on a config that cannot run (unknown task or knob, bad mixture), before any write."""
-    from reasonlab.pretrain.corpus import corpus_mixture
+    from reasonlab.pretrain.corpus import corpus_mixture, level_tasks
     from reasonlab.rl.trainer import validate_rl
 
-    corpus_mixture(cfg).validate_for(get_task(cfg.task.name, **cfg.task.knobs))
+    task = get_task(cfg.task.name, **cfg.task.knobs)
+    corpus_mixture(cfg).validate_for(task)
+    for level_task in level_tasks(task, cfg.pretrain.levels).values():
+        corpus_mixture(cfg).validate_for(level_task)
     validate_rl(cfg)
     if cfg.model.d_model % cfg.model.n_heads:
         raise ConfigError(
@@ -122,7 +125,8 @@ def run_main_job(
         **summary_keys("base", base_eval),
         "base/loss": _last_metric(run_dir / "metrics.jsonl", "eval/loss"),
         "base/train_loss": _last_metric(run_dir / "metrics.jsonl", "train/loss"),
-        "model/params": policy.num_parameters(),
+        **compute_keys(cfg, policy.num_parameters()),
+        **region_keys(cfg),
     }
     timings = {"time/pretrain_s": round(pretrain_s, 1), "time/eval_s": round(eval_s, 1)}
     if cfg.judge.heads:
@@ -248,11 +252,40 @@ def summary_keys(prefix: str, stage: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def compute_keys(cfg: RunConfig, params: int) -> dict[str, int | float]:
+    """model/params, model/pretrain_tokens (the tokens the base trained on: steps x batch_size x seq_len)
+    and model/pretrain_flops = 6 x params x tokens (forward and backward, attention left out: the
+    convention of experiments/matched.py)."""
+    from reasonlab.pretrain.trainer import tokens_trained
+
+    tokens = tokens_trained(cfg)
+    return {
+        "model/params": params,
+        "model/pretrain_tokens": tokens,
+        "model/pretrain_flops": 6.0 * params * tokens,
+    }
+
+
+def region_keys(cfg: RunConfig) -> dict[str, str]:
+    """eval/d<level>/region for every evaluated level (the task's own and eval.levels) against the
+    corpus's range (pretrain/corpus.level_region): in_range, edge, beyond or below; none without a range
+    (pretrain.levels empty)."""
+    from reasonlab.pretrain.corpus import level_region
+
+    shares = cfg.pretrain.levels
+    if not shares:
+        return {}
+    task = get_task(cfg.task.name, **cfg.task.knobs)
+    own = task.knobs.get(task.difficulty_knob) if task.difficulty_knob else None
+    levels = sorted({*([own] if isinstance(own, int) else []), *cfg.eval.levels})
+    return {f"eval/d{level}/region": level_region(shares, level) for level in levels}
+
+
 def _task_at_level(cfg: RunConfig, task: Task, level: int) -> Task:
-    knob = task.difficulty_knob
-    if knob is None:
-        raise ConfigError(f"eval.levels: task {cfg.task.name!r} has no difficulty knob")
-    return get_task(cfg.task.name, **{**cfg.task.knobs, knob: level})
+    try:
+        return task.at_level(level)
+    except ConfigError as err:
+        raise ConfigError(f"eval.levels: {err}") from None
 
 
 def _params(ec: EvalConfig, n: int, seed: int, temperature: float) -> SamplingParams:

@@ -2,6 +2,9 @@
 name (from its grid values or the axis labels) and run config (base config + `set` + its grid values).
 Every check runs here, before the sweep writes anything: a bad file is one ConfigError line naming the file
 and the field (empty grid or axis, clashing or unsafe names, an unknown config path, a cell that cannot run).
+A grid mapping that replaces a config section (traces, model: the model-size axis) keeps the `set` fields
+under that section it does not name (`kept_from_set`), and a field of the base config it would silently
+reset to its default is refused (`check_replaced_sections`).
 Usage:
 
     plan = load_plan("configs/sweep.yaml", quick=True)
@@ -18,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from reasonlab.config import DEFAULT_CONFIG, RunConfig, Strict, load_config, read_yaml
 from reasonlab.errors import ConfigError
@@ -50,7 +53,10 @@ class SweepConfig(Strict):
     """Overrides applied to every cell (dotted config path -> value), e.g. {judge.heads: [], eval.levels: []}."""
     grid: dict[str, list[Any]]
     """Ordered axes, dotted config path -> the values to try; the cells are their product. A mapping value
-    replaces the whole section it names, e.g. traces: [{answer_only: 0.6, steps: 0.4, backtrack: 0.0}, ...]."""
+    replaces the whole section it names, e.g. traces: [{answer_only: 0.6, steps: 0.4, backtrack: 0.0}, ...]
+    or model: [{d_model: 64, n_layers: 4, n_heads: 4, d_ff: 256}, ...]; `set` fields under that section
+    that the mapping does not name still hold, and a field the base config gave that neither names is an
+    error (it would silently fall back to its default)."""
     labels: dict[str, list[str]] = Field(default_factory=dict)
     """Readable names of an axis's values, one per value (letters, digits, . _ + -), used in cell names."""
     quick: QuickConfig = Field(default_factory=QuickConfig)
@@ -279,13 +285,80 @@ def make_cell(
             "axes shorter labels"
         )
     values = {axis.path: axis.values[i] for axis, i in zip(axes, combo)}
-    overrides = [override(k, v) for k, v in [*shared, *values.items()]] + [f"name={name}"]
+    kept = kept_from_set(shared, values)
+    overrides = [override(k, v) for k, v in [*shared, *values.items(), *kept]] + [f"name={name}"]
     try:
         cfg = load_config(base, overrides)
+        check_replaced_sections(load_config(base), cfg, values, kept)
         validate(cfg)
     except ConfigError as err:
         raise ConfigError(f"{source}: cell {name}: {err}") from None
     return Cell(name, " ".join(axis.labels[i] for axis, i in zip(axes, combo)), values, cfg)
+
+
+def section_model(path: str) -> type[BaseModel] | None:
+    """The config model that a dotted path names (model, traces, pretrain, ...); None for a plain field or a
+    free dict (task.knobs, rl.task_knobs: a mapping there is a value, never merged)."""
+    model: type[BaseModel] = RunConfig
+    for part in path.split("."):
+        field = model.model_fields.get(part)
+        ann = field.annotation if field is not None else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return None
+        model = ann
+    return model
+
+
+def replaced_sections(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The cell's grid values that replace a whole config section: path -> the mapping."""
+    return {
+        path: value
+        for path, value in values.items()
+        if isinstance(value, dict) and section_model(path) is not None
+    }
+
+
+def kept_from_set(
+    shared: Sequence[tuple[str, Any]], values: dict[str, Any]
+) -> list[tuple[str, Any]]:
+    """The `set` (and quick.set) fields under a section that a grid mapping replaces, which the mapping does
+    not name: applied again after the grid values, so `set` still holds for them (set model.max_seq_len
+    with grid model: [{d_model: 64, ...}]). A field the mapping names is the grid's."""
+    kept: list[tuple[str, Any]] = []
+    for path, mapping in replaced_sections(values).items():
+        for key, given in shared:
+            if key == path and isinstance(given, dict):
+                kept += [(f"{path}.{k}", v) for k, v in given.items() if k not in mapping]
+            elif key.startswith(f"{path}.") and key[len(path) + 1 :].split(".")[0] not in mapping:
+                kept.append((key, given))
+    return kept
+
+
+def check_replaced_sections(
+    base: RunConfig, cfg: RunConfig, values: dict[str, Any], kept: Sequence[tuple[str, Any]]
+) -> None:
+    """ConfigError when a grid mapping, replacing its section, silently resets a field that the base config
+    gave and neither the mapping nor `set` names (e.g. the base's model.max_seq_len under grid model)."""
+    given = {key for key, _ in kept}
+    for path, mapping in replaced_sections(values).items():
+        old, new = _section(base, path), _section(cfg, path)
+        for field in type(new).model_fields:
+            if field in mapping or f"{path}.{field}" in given:
+                continue
+            was, now = getattr(old, field), getattr(new, field)
+            if was != now:
+                raise ConfigError(
+                    f"grid {path}: a mapping replaces the whole section, so {path}.{field} would fall "
+                    f"back from the base's {_flow(was)} to {_flow(now)}; name {field} in each mapping "
+                    f"or give {path}.{field} in set"
+                )
+
+
+def _section(cfg: RunConfig, path: str) -> BaseModel:
+    node: Any = cfg
+    for part in path.split("."):
+        node = getattr(node, part)
+    return node
 
 
 def override(path: str, value: Any) -> str:

@@ -43,6 +43,11 @@ def total_steps(cfg: RunConfig) -> int:
     return max(1, cfg.pretrain.token_budget // (cfg.pretrain.batch_size * cfg.pretrain.seq_len))
 
 
+def tokens_trained(cfg: RunConfig) -> int:
+    """Tokens the base trains on: total_steps x batch_size x seq_len (the budget rounded to whole steps)."""
+    return total_steps(cfg) * cfg.pretrain.batch_size * cfg.pretrain.seq_len
+
+
 def pretrain(
     cfg: RunConfig,
     run_dir: Path,

@@ -9,7 +9,9 @@ sweep.html inlines its images.
 
 A cell's row: the base's sufficiency metrics (evaluate/sufficiency.level_metrics on the per-problem records of
 eval/base.json), its generation-verification gaps when the judges ran (summary.json's best-of-N), the RL
-model's pass rates and the gains (RL - base) from summary.json, and the stage timings.
+model's pass rates and the gains (RL - base) from summary.json, the base's size and pretraining compute
+(`compute`: params, pretrain_tokens, pretrain_flops = 6 x params x tokens, from summary.json's model/ keys;
+None for a cell that ran before they were recorded), and the stage timings.
 
 Plots: the RL gain in pass@1, and in pass@k (k = the eval's samples per problem), against each base metric,
 one scatter panel per metric with every finished cell as a labelled point; with the compute-matched arm
@@ -82,6 +84,9 @@ def cell_results(folder: Path) -> dict[str, Any] | None:
         "base": base_metrics(summary, result),
         "rl": rl,
         "gain": gain,
+        "compute": {
+            k: summary.get(f"model/{k}") for k in ("params", "pretrain_tokens", "pretrain_flops")
+        },
         "timings": timings,
     }
 

@@ -118,6 +118,14 @@ class Task(abc.ABC):
             meta=dict(meta),
         )
 
+    def at_level(self, level: int) -> Task:
+        """This task with its difficulty knob set to `level`, every other knob kept (how eval.levels and
+        pretrain.levels change a task's difficulty); ConfigError if the task has no difficulty knob or
+        `level` is not a valid value of it."""
+        if self.difficulty_knob is None:
+            raise ConfigError(f"task {self.name!r} has no difficulty knob")
+        return get_task(self.name, **{**self.knobs, self.difficulty_knob: level})
+
     def split_of(self, problem: Problem) -> str:
         """'train' or 'test', decided by a stable hash of the prompt."""
         return split_of_prompt(problem.prompt, self.test_fraction)
