@@ -35,6 +35,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from reasonlab.judges.base import aggregate
+
 
 @dataclass(frozen=True)
 class Weights:
@@ -54,7 +56,7 @@ def solution_scores(scores: Mapping[str, Sequence[float]]) -> list[float]:
             if not isinstance(s, (int, float)) or not math.isfinite(s) or not 0.0 <= s <= 1.0:
                 raise ValueError(f"judge {judge!r}: score {s!r} is not a number in [0, 1]")
         if steps:
-            out.append(float(steps[-1]))
+            out.append(aggregate(steps, "last"))
     return out
 
 

@@ -1,6 +1,6 @@
 """The agreement report of a labeling database: agreement.json, agreement.md, agreement.html.
 
-`agreement_report(db_path)` reads the database with plain SQL on the schema of labeling/store.py
+`agreement_report(db_path)` reads the database through labeling/store.py's Store
 and returns one JSON-ready dict:
 - `counts`: items (steps / pairs / gold / labelled), labels, annotators (registered / labelling);
 - `humans.steps`, on the step items labelled by two or more annotators: the exact agreement on the
@@ -57,7 +57,7 @@ from reasonlab.labeling.agreement import (
     krippendorff_alpha,
     pairwise_agreement,
 )
-from reasonlab.labeling.store import connect
+from reasonlab.labeling.store import Store
 from reasonlab.reports.toolkit import (
     Table,
     duration,
@@ -108,15 +108,6 @@ class _Label:
 # ---- reading the database ----------------------------------------------------------------------------
 
 
-def _json(text: str | None, default: Any) -> Any:
-    if text is None:
-        return default
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return default
-
-
 def _truth(kind: str, truth: Any) -> Any:
     if not isinstance(truth, dict):
         return None
@@ -126,67 +117,41 @@ def _truth(kind: str, truth: Any) -> Any:
     return value if isinstance(value, str) else None
 
 
-def _first_error(ratings: list[int] | None) -> int:
-    return next((i for i, r in enumerate(ratings or []) if r == -1), -1)
-
-
 def _load(db_path: Path) -> tuple[dict[int, _Item], list[_Label], dict[int, dict[str, str]], str]:
-    """(items by id, labels, annotators by id {name, role}, protocol) read with plain SQL."""
+    """(items by id, labels, annotators by id {name, role}, protocol), read through the Store."""
     db_path = Path(db_path)
     if not db_path.is_file():
         raise DataError(f"{db_path}: no such labeling database")
-    db = connect(db_path)
-    try:
-        items: dict[int, _Item] = {}
-        for r in db.execute(
-            "SELECT id, key, kind, prompt, body, truth, gold, scores FROM items ORDER BY id"
-        ):
-            body = _json(r["body"], {})
-            scores = _json(r["scores"], {})
-            items[r["id"]] = _Item(
-                id=r["id"],
-                key=r["key"],
-                kind=r["kind"],
-                prompt=r["prompt"],
-                steps=[str(s) for s in body.get("steps") or []] if isinstance(body, dict) else [],
-                truth=_truth(r["kind"], _json(r["truth"], None)),
-                gold=bool(r["gold"]),
-                scores=scores if isinstance(scores, dict) else {},
+    with Store(db_path) as store:
+        items = {
+            it.id: _Item(
+                id=it.id,
+                key=it.key,
+                kind=it.kind,
+                prompt=it.prompt,
+                steps=[str(s) for s in it.steps],
+                truth=_truth(it.kind, it.truth),
+                gold=it.gold,
+                scores=it.scores,
             )
-        labels = []
-        for r in db.execute(
-            "SELECT item_id, annotator_id, ratings, first_error, choice, comments, seconds "
-            "FROM labels ORDER BY id"
-        ):
-            item = items.get(r["item_id"])
-            if item is None:
-                continue
-            ratings = _json(r["ratings"], None)
-            if item.kind == "steps":
-                value = r["first_error"] if r["first_error"] is not None else _first_error(ratings)
-            else:
-                value = r["choice"]
-            if value is None:
-                continue
-            comments = _json(r["comments"], {})
-            labels.append(
-                _Label(
-                    item_id=r["item_id"],
-                    annotator=r["annotator_id"],
-                    value=value,
-                    ratings=ratings if isinstance(ratings, list) else None,
-                    comments=comments if isinstance(comments, dict) else {},
-                    seconds=r["seconds"],
-                )
-            )
-        annotators = {
-            r["id"]: {"name": r["name"], "role": r["role"]}
-            for r in db.execute("SELECT id, name, role FROM annotators ORDER BY id")
+            for it in store.items()
         }
-        found = db.execute("SELECT value FROM meta WHERE key = 'protocol'").fetchone()
-        protocol = found["value"] if found else "first_error"
-    finally:
-        db.close()
+        labels = []
+        for lab in store.all_labels():
+            value = lab["first_error"] if lab["kind"] == "steps" else lab["choice"]
+            if value is not None:
+                labels.append(
+                    _Label(
+                        item_id=lab["item_id"],
+                        annotator=lab["annotator_id"],
+                        value=value,
+                        ratings=lab["ratings"],
+                        comments=lab["comments"],
+                        seconds=lab["seconds"],
+                    )
+                )
+        annotators = {a.id: {"name": a.name, "role": a.role} for a in store.annotators()}
+        protocol = store.protocol
     return items, labels, annotators, protocol
 
 

@@ -175,8 +175,8 @@ def annotate(
         if body is None:
             tally.errors.append(f"item {item['id']}: truth unknown, cannot simulate a label")
             break
-        time.sleep(speed * len(item.get("steps", [0, 0])))
-        body["seconds"] = speed * len(item.get("steps", [0, 0]))
+        body["seconds"] = speed * len(item.get("steps", [0, 0]))  # a pair: two solutions read
+        time.sleep(body["seconds"])
         status, answer = _request(f"{base}/api/labels", token, body, tally)
         if status == 201:
             tally.acknowledged.append(int(answer["label_id"]))
