@@ -25,9 +25,10 @@ import time
 from pathlib import Path
 
 from common import machine
+from reasonlab.labeling.records import NewItem
 from reasonlab.labeling.server import free_port, spawn
 from reasonlab.labeling.simulate import simulate, truth_by_item
-from reasonlab.labeling.store import NewItem, Store
+from reasonlab.labeling.store import Store
 
 
 def make_db(path: Path, n_items: int, annotators: int, seed: int) -> list[str]:

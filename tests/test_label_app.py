@@ -18,8 +18,9 @@ from dataclasses import dataclass
 import pytest
 
 from reasonlab.judges.files import read_records
+from reasonlab.labeling.records import NewItem
 from reasonlab.labeling.server import serving
-from reasonlab.labeling.store import NewItem, Store
+from reasonlab.labeling.store import Store
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):

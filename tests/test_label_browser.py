@@ -14,8 +14,9 @@ import time
 import pytest
 
 from browser import MISSING_REASON, browser_available
+from reasonlab.labeling.records import NewItem
 from reasonlab.labeling.server import serving
-from reasonlab.labeling.store import NewItem, Store
+from reasonlab.labeling.store import Store
 
 pytestmark = pytest.mark.skipif(not browser_available(), reason=MISSING_REASON)
 

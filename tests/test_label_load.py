@@ -17,9 +17,10 @@ import sqlite3
 import threading
 import time
 
+from reasonlab.labeling.records import NewItem
 from reasonlab.labeling.server import free_port, serving, spawn
 from reasonlab.labeling.simulate import simulate, truth_by_item
-from reasonlab.labeling.store import NewItem, Store
+from reasonlab.labeling.store import Store
 
 
 def make_db(path, n_items: int, annotators: int) -> list[str]:

@@ -20,7 +20,8 @@ from reasonlab.labeling.auth import check_csrf, csrf_token, hash_token, verify_t
 from reasonlab.labeling.export import consensus_choice, stepwise_records
 from reasonlab.labeling.importer import pair_items, plan_items, step_items
 from reasonlab.labeling.queue import Weights, pair_priority, priority
-from reasonlab.labeling.store import LabelRejected, NewItem, Store, connect
+from reasonlab.labeling.records import LabelRejected, NewItem
+from reasonlab.labeling.store import Store, connect
 
 
 class Clock:

@@ -47,8 +47,9 @@ from starlette.concurrency import run_in_threadpool
 
 from reasonlab.errors import ReasonlabError
 from reasonlab.labeling.auth import SESSION_COOKIE, bearer_token, check_csrf, csrf_token
+from reasonlab.labeling.records import RATINGS, SIDES, Annotator, LabelRejected, Lease
 from reasonlab.labeling.report import agreement_html
-from reasonlab.labeling.store import RATINGS, SIDES, Annotator, LabelRejected, Lease, Store
+from reasonlab.labeling.store import Store
 
 TEMPLATES = Path(__file__).parent / "templates"
 SESSION_SECONDS = 7 * 24 * 3600

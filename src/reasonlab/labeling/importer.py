@@ -35,7 +35,8 @@ from reasonlab.errors import ConfigError, DataError, ReasonlabError
 from reasonlab.fileio import read_data_text
 from reasonlab.judges.files import BadRecord, Skipped, elements, parse_record
 from reasonlab.labeling.queue import Weights, pair_priority, priority
-from reasonlab.labeling.store import Item, NewItem, Store
+from reasonlab.labeling.records import Item, NewItem
+from reasonlab.labeling.store import Store
 from reasonlab.tasks.parsing import solution_steps
 
 ScoreFn = Callable[[list[str], list[list[str]]], dict[str, list[list[float]]]]
