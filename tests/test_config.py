@@ -141,7 +141,7 @@ def test_the_range_config_and_its_level_regions():
     validate(cfg)
     assert cfg.pretrain.levels == dict.fromkeys(range(2, 7), 0.2)
     assert region_keys(cfg) == {
-        **{f"eval/d{lv}/region": "in_range" for lv in range(2, 7)},
+        **{f"eval/d{lv}/region": "in_range" for lv in range(3, 7)},
         "eval/d7/region": "edge",
         "eval/d9/region": "beyond",
         "eval/d11/region": "beyond",
@@ -156,7 +156,7 @@ def test_the_range_config_and_its_level_regions():
             "model": default.model.model_copy(update={"max_seq_len": 160}),
             "pretrain": default.pretrain.model_copy(update={"levels": cfg.pretrain.levels}),
             "eval": default.eval.model_copy(
-                update={"max_new_tokens": 128, "levels": [2, 3, 4, 5, 6, 7, 9, 11]}
+                update={"max_new_tokens": 128, "levels": [3, 4, 5, 6, 7, 9, 11]}
             ),
             "rl": default.rl.model_copy(update={"max_new_tokens": 128}),
         }

@@ -326,7 +326,7 @@ def test_the_scale_sweeps_sizes_build_the_stated_parameter_counts():
             counts[size] = new_model(cell.config)[0].num_parameters()
         assert cell.config.model.max_seq_len == 160 and cell.config.rl.steps == 100
         assert cell.config.pretrain.levels == dict.fromkeys(range(2, 7), 0.2)
-        assert cell.config.eval.levels == [2, 3, 4, 5, 6, 7, 9, 11]
+        assert cell.config.eval.levels == [3, 4, 5, 6, 7, 9, 11]
     assert counts == SCALE_PARAMS
     header = SCALE.read_text().split("\nname:")[0]
     assert all(f"{n:,}" in header for n in counts.values())  # the header comment states them
