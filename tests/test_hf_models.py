@@ -1,6 +1,7 @@
 """Hugging Face policies with no downloaded weights: tiny Qwen2 and Llama models built locally (random
 weights, a byte-level BPE tokenizer trained on the spot) run through the same protocol, samplers, RL
-and judges as the tiny transformer."""
+and judges as the tiny transformer, on the test device (tests/conftest.py: $REASONLAB_TEST_DEVICE) in
+the dtype `auto` gives there."""
 
 import json
 
@@ -29,6 +30,11 @@ def folders(tmp_path_factory):
     return {arch: build_tiny_hf(root / arch, arch, seed=1) for arch in ARCHS}
 
 
+def load(folder, device, **options):
+    """The policy in `folder` on the test device (`options`: more `hf` fields, e.g. dtype, sampler)."""
+    return load_policy(folder, options={"device": str(device), **options})
+
+
 def one_line_error(proc, *fragments):
     assert proc.returncode == 2, proc.stderr + proc.stdout
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
@@ -38,10 +44,12 @@ def one_line_error(proc, *fragments):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_loads_as_a_policy_with_its_prompt_format(folders, arch):
-    policy = load_policy(folders[arch])
+def test_loads_as_a_policy_with_its_prompt_format(folders, arch, device, auto_dtype):
+    policy = load(folders[arch], device)
     assert isinstance(policy, HFPolicy) and isinstance(policy, Policy)
-    assert next(policy.module.parameters()).dtype == torch.float32  # auto on CPU
+    weight = next(policy.module.parameters())
+    assert weight.dtype == auto_dtype  # float32 on CPU, the GPU's half type on a GPU
+    assert weight.device.type == device.type
     tok = policy.tokenizer
     ids = tok.encode_prompt("What is 2+3?")
     if arch == "qwen2":  # the chat template: a user turn, then the assistant's generation prompt
@@ -58,8 +66,10 @@ def test_loads_as_a_policy_with_its_prompt_format(folders, arch):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_kv_cache_decoding_equals_the_full_forward_with_left_padding(folders, arch):
-    policy = load_policy(folders[arch])
+def test_kv_cache_decoding_equals_the_full_forward_with_left_padding(folders, arch, device):
+    # float32 on every device: a cache or padding error moves these random-weight logits (std ~0.15)
+    # by ~1e-2 to 1e-1, as much as bfloat16 rounding does; in float32 the two paths agree to ~1e-6
+    policy = load(folders[arch], device, dtype="float32")
     tok = policy.tokenizer
     prompts = [tok.encode_prompt("Compute 12+7 and explain."), tok.encode_prompt("hi")]
     width = max(map(len, prompts))
@@ -81,14 +91,14 @@ def test_kv_cache_decoding_equals_the_full_forward_with_left_padding(folders, ar
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_builtin_sampler_and_generate_agree_greedily(folders, arch):
+def test_builtin_sampler_and_generate_agree_greedily(folders, arch, device, auto_dtype, tolerance):
     task = get_task("arith")
     problems = task.sample("test", 3, seed=0)
     builtin = generate(
-        load_policy(folders[arch]), problems, 2, seed=0, max_new_tokens=12, temperature=0.0
+        load(folders[arch], device), problems, 2, seed=0, max_new_tokens=12, temperature=0.0
     )
     hf = generate(
-        load_policy(folders[arch], options={"sampler": "hf"}),
+        load(folders[arch], device, sampler="hf"),
         problems,
         2,
         seed=0,
@@ -99,11 +109,11 @@ def test_builtin_sampler_and_generate_agree_greedily(folders, arch):
     assert [r.text for r in builtin] == [r.text for r in hf]
     for a, b in zip(builtin, hf):
         assert a.finish_reason == b.finish_reason
-        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
+        assert a.logprobs == pytest.approx(b.logprobs, abs=tolerance(auto_dtype, atol=1e-4)["atol"])
 
 
-def test_sampling_is_seeded_and_stops_at_any_eos(folders):
-    policy = load_policy(folders["qwen2"])
+def test_sampling_is_seeded_and_stops_at_any_eos(folders, device):
+    policy = load(folders["qwen2"], device)
     problems = get_task("arith").sample("test", 2, seed=0)
     a = generate(policy, problems, 4, seed=3, max_new_tokens=24, temperature=1.5)
     b = generate(policy, problems, 4, seed=3, max_new_tokens=24, temperature=1.5)
@@ -114,10 +124,11 @@ def test_sampling_is_seeded_and_stops_at_any_eos(folders):
         assert (r.finish_reason == "eos") == (r.token_ids[-1] in eos)
 
 
-def _rl_config(tmp_path, lora_r):
+def _rl_config(tmp_path, lora_r, device):
     return load_config(
         None,
         [
+            f"hf.device={device}",
             "task.name=arith",
             "rl.steps=2",
             "rl.prompts_per_step=2",
@@ -133,11 +144,11 @@ def _rl_config(tmp_path, lora_r):
 
 
 @pytest.mark.parametrize("lora_r", [0, 4])
-def test_grpo_steps_train_the_model_or_only_its_lora_adapters(folders, tmp_path, lora_r):
+def test_grpo_steps_train_the_model_or_only_its_lora_adapters(folders, tmp_path, lora_r, device):
     from reasonlab.rl.trainer import train_rl
 
-    cfg = _rl_config(tmp_path, lora_r)
-    before = {k: v.clone() for k, v in load_policy(folders["qwen2"]).module.state_dict().items()}
+    cfg = _rl_config(tmp_path, lora_r, device)
+    before = {k: v.clone() for k, v in load(folders["qwen2"], device).module.state_dict().items()}
     policy = train_rl(cfg, tmp_path / "run", folders["qwen2"])
     rows = [
         json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
@@ -153,7 +164,7 @@ def test_grpo_steps_train_the_model_or_only_its_lora_adapters(folders, tmp_path,
             if "lora_" not in name:
                 key = name.replace("base_layer.", "")
                 torch.testing.assert_close(value, before[key], rtol=0, atol=0)
-    saved = load_policy(tmp_path / "run" / "rl")  # a plain Hugging Face folder, LoRA merged in
+    saved = load(tmp_path / "run" / "rl", device)  # a plain Hugging Face folder, LoRA merged in
     assert isinstance(saved, HFPolicy) and not saved.lora
     after = saved.module.state_dict()
     changed = [k for k in before if not torch.equal(before[k], after[k])]
@@ -162,13 +173,14 @@ def test_grpo_steps_train_the_model_or_only_its_lora_adapters(folders, tmp_path,
     )
 
 
-def test_rl_on_a_hugging_face_model_resumes_exactly(folders, tmp_path):
+def test_rl_on_a_hugging_face_model_resumes_exactly(folders, tmp_path, device):
     from reasonlab.rl.trainer import train_rl
 
     def cfg(steps):
         return load_config(
             None,
             [
+                f"hf.device={device}",
                 "task.name=arith",
                 f"rl.steps={steps}",
                 "rl.prompts_per_step=2",
@@ -200,25 +212,30 @@ def test_rl_on_a_hugging_face_model_resumes_exactly(folders, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_training_switches_that_cannot_apply_are_refused(folders, tmp_path):
+def test_training_switches_that_cannot_apply_are_refused(folders, tmp_path, device):
     from reasonlab.models import TinyPolicy, TransformerConfig
     from reasonlab.rl.trainer import prepare_policy
 
-    cfg = _rl_config(tmp_path, 4)
+    cfg = _rl_config(tmp_path, 4, device)
     with pytest.raises(ConfigError, match="hf.lora_r"):
         prepare_policy(cfg, TinyPolicy.create(TransformerConfig(vocab_size=100), seed=0))
-    with pytest.raises(ConfigError, match="vllm"):
-        prepare_policy(cfg, load_policy(folders["qwen2"], options={"sampler": "vllm"}))
+    try:
+        import vllm  # noqa: F401
+    except ImportError:  # RL with vLLM needs vLLM: without it, one line before anything is written
+        with pytest.raises(ConfigError, match="hf.sampler: vllm is not installed"):
+            prepare_policy(cfg, load(folders["qwen2"], device, sampler="vllm"))
 
 
-def test_judges_score_through_a_hugging_face_backbone(folders, tmp_path):
+def test_judges_score_through_a_hugging_face_backbone(
+    folders, tmp_path, device, auto_dtype, tolerance
+):
     from reasonlab.config import JudgeConfig
     from reasonlab.judges.data import eval_records
     from reasonlab.judges.likelihood import LikelihoodJudge
     from reasonlab.judges.models import LearnedJudge, load_judge
     from reasonlab.judges.train import train_reward_model
 
-    policy = load_policy(folders["qwen2"])
+    policy = load(folders["qwen2"], device)
     task = get_task("arith")
     records = eval_records(task, task.sample("train", 24, 0), 0)
     zero_shot = LikelihoodJudge(policy).score(records)
@@ -238,18 +255,19 @@ def test_judges_score_through_a_hugging_face_backbone(folders, tmp_path):
     assert history.summary(records[:36], records[36:])["steps"] == 12
     scores = judge.score(records[:6])
     judge.save(tmp_path / "prm")
-    reloaded = load_judge(tmp_path / "prm")
+    reloaded = load_judge(tmp_path / "prm")  # on the CPU, each part in the dtype it was saved in
     assert reloaded.tokenizer.to_dict() == policy.tokenizer.to_dict()
+    reloaded.model.to(device)
     for a, b in zip(scores, reloaded.score(records[:6])):
-        assert a.steps == pytest.approx(b.steps, abs=1e-5)
+        assert a.steps == pytest.approx(b.steps, abs=tolerance(auto_dtype)["atol"])
 
 
-def test_dtype_option(folders):
-    policy = load_policy(folders["llama"], options={"dtype": "bfloat16"})
+def test_dtype_option(folders, device):
+    policy = load(folders["llama"], device, dtype="bfloat16")
     assert next(policy.module.parameters()).dtype == torch.bfloat16
 
 
-def test_vllm_sampler_without_vllm_is_a_clear_error(folders):
+def test_vllm_sampler_without_vllm_is_a_clear_error(folders, device):
     pytest.importorskip("reasonlab")
     try:
         import vllm  # noqa: F401
@@ -257,7 +275,7 @@ def test_vllm_sampler_without_vllm_is_a_clear_error(folders):
         pytest.skip("vllm is installed here; this checks the message when it is not")
     except ImportError:
         pass
-    policy = load_policy(folders["qwen2"], options={"sampler": "vllm"})
+    policy = load(folders["qwen2"], device, sampler="vllm")
     with pytest.raises(ConfigError, match="vllm is not installed"):
         generate(policy, get_task("arith").sample("test", 1, seed=0), 1, seed=0)
 
@@ -297,7 +315,7 @@ def _shipped_data(monkeypatch):
 
 @pytest.mark.parametrize(("arch", "task"), [("qwen2", "aime24"), ("llama", "gsm8k")])
 def test_eval_of_a_local_model_on_a_benchmark_keeps_every_answer_and_verdict(
-    folders, tmp_path, monkeypatch, arch, task
+    folders, tmp_path, monkeypatch, arch, task, cli_device
 ):
     _shipped_data(monkeypatch)  # no --data-dir: the command finds the shipped files itself
     out = tmp_path / "eval.json"
@@ -315,6 +333,8 @@ def test_eval_of_a_local_model_on_a_benchmark_keeps_every_answer_and_verdict(
         "12",
         "--out",
         str(out),
+        "--device",
+        str(cli_device),
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr + proc.stdout
@@ -328,13 +348,14 @@ def test_eval_of_a_local_model_on_a_benchmark_keeps_every_answer_and_verdict(
             assert sample["outcome"] == outcome
 
 
-def test_grpo_on_a_math_benchmark_with_lora(folders, tmp_path, monkeypatch):
+def test_grpo_on_a_math_benchmark_with_lora(folders, tmp_path, monkeypatch, device):
     from reasonlab.rl.trainer import train_rl
 
     data = _shipped_data(monkeypatch)
     cfg = load_config(
         None,
         [
+            f"hf.device={device}",
             "task.name=gsm8k",
             f"task.knobs={{data_dir: '{data}', test_fraction: 0.5}}",
             "rl.steps=2",
@@ -354,7 +375,9 @@ def test_grpo_on_a_math_benchmark_with_lora(folders, tmp_path, monkeypatch):
     assert policy.lora and (tmp_path / "run" / "rl" / "model.safetensors").is_file()
 
 
-def test_judge_commands_train_and_measure_a_prm_on_a_hugging_face_base(folders, tmp_path):
+def test_judge_commands_train_and_measure_a_prm_on_a_hugging_face_base(
+    folders, tmp_path, cli_device
+):
     from reasonlab.judges.data import eval_records
     from reasonlab.judges.files import write_records
 
@@ -378,6 +401,8 @@ def test_judge_commands_train_and_measure_a_prm_on_a_hugging_face_base(folders, 
         "judge.eval_every=3",
         "--set",
         "judge.batch_size=16",
+        "--set",
+        f"hf.device={cli_device}",
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr + proc.stdout
@@ -398,7 +423,8 @@ def test_judge_commands_train_and_measure_a_prm_on_a_hugging_face_base(folders, 
     assert 0.0 <= metrics["f1"] <= 1.0 and 0.0 <= metrics["step_auroc"] <= 1.0
 
 
-def test_sufficiency_report_on_a_hugging_face_model(folders, tmp_path):
+def test_sufficiency_report_on_a_hugging_face_model(folders, tmp_path, cli_device):
+    # no device option: the command's `auto` device (cpu here when the test device is cpu)
     pytest.importorskip(
         "reasoning_gym", reason="the gym task needs reasoning-gym: pip install 'reasonlab[gym]'"
     )
@@ -437,12 +463,12 @@ def test_sufficiency_report_on_a_hugging_face_model(folders, tmp_path):
     assert (out / "sufficiency.md").is_file() and (out / "plots" / "coverage.png").is_file()
 
 
-def test_search_runs_on_a_hugging_face_model(folders):
+def test_search_runs_on_a_hugging_face_model(folders, device):
     """Every search method runs on a Hugging Face policy (continuations re-encode their prefix)."""
     from reasonlab.judges.likelihood import LikelihoodJudge
     from reasonlab.search.base import SearchContext, SearchSettings, get_method
 
-    policy = load_policy(folders["qwen2"])
+    policy = load(folders["qwen2"], device)
     task = get_task("arith", n_operands=3)
     context = SearchContext(
         policy, task, LikelihoodJudge(policy), SearchSettings(max_new_tokens=16)

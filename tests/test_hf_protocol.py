@@ -1,5 +1,6 @@
 """The Policy members the RL trainer reads (`max_seq_len`, `completion_logits`, `critic_body`) on a tiny
-Hugging Face model built locally: the trainer no longer probes model types."""
+Hugging Face model built locally, on the test device (tests/conftest.py) in its `auto` dtype: the
+trainer no longer probes model types."""
 
 import pytest
 import torch
@@ -18,8 +19,14 @@ from reasonlab.tasks import get_task  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def policy(tmp_path_factory):
-    return load_policy(build_tiny_hf(tmp_path_factory.mktemp("hf") / "qwen2", "qwen2", seed=2))
+def policy(tmp_path_factory, device):
+    folder = build_tiny_hf(tmp_path_factory.mktemp("hf") / "qwen2", "qwen2", seed=2)
+    return load_policy(folder, options={"device": str(device)})
+
+
+def test_runs_on_the_test_device_in_the_auto_dtype(policy, device, auto_dtype):
+    weight = next(policy.module.parameters())
+    assert weight.device.type == device.type and weight.dtype == auto_dtype
 
 
 def test_members_of_the_protocol(policy):
@@ -44,7 +51,7 @@ def test_completion_logits_are_the_full_forward_of_prompt_and_completion(policy)
     mask = torch.cat([prompt_mask[group], completion_mask], 1)
     got = policy.completion_logits(prompt_ids, prompt_mask, completions, completion_mask, group)
     assert got.shape == (5, 4, policy.module.config.vocab_size) and got.requires_grad
-    assert torch.equal(got, policy.logits(ids, mask)[:, 5:9])
+    assert torch.equal(got, policy.logits(ids, mask)[:, 5:9])  # the same computation, in any dtype
 
 
 def test_check_base_reads_max_seq_len(policy):

@@ -215,6 +215,11 @@ class RLConfig(Strict):
     """GAE lambda."""
     checkpoint_every: int = Field(25, gt=0)
     """RL steps between checkpoints (a rerun resumes from the last)."""
+    tis_cap: float | None = Field(None, gt=0)
+    """Truncated importance sampling (Yao et al. 2025, verl's and TRL's TIS): weight each token's policy
+    loss by min(pi_old / pi_sampler, tis_cap), where pi_old is the trainer's probability of the token
+    before the update and pi_sampler the sampler's (vLLM's kernels, bf16 decoding and another batch
+    shape all make them differ). None = no correction; the mismatch is logged every step either way."""
     judge: str | None = None
     """A learned judge for the `judge` reward and the hacking-gap metrics: `prm` or `orm` (the judges the
     main job trained in its run folder) or a judge folder written by `reasonlab judge train`."""
@@ -269,14 +274,21 @@ class JudgeConfig(Strict):
 
 class HFConfig(Strict):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    """Weights dtype of a Hugging Face model: auto = bfloat16 on a GPU that has it (else float16), float32 on CPU."""
+    """Weights dtype of a Hugging Face model; auto = the run's `dtype` (bfloat16 on a GPU that has it, else
+    float16; float32 on CPU)."""
     device: str = "auto"
-    """Where a Hugging Face model runs: auto (cuda if available, else cpu), cpu, cuda, cuda:1, ..."""
+    """Where a Hugging Face model runs; auto = the run's `device` (cuda if available, else cpu)."""
     chat_template: bool = True
     """Wrap prompts in the tokenizer's chat template (a user turn and the generation prompt) when it has one."""
     sampler: Literal["builtin", "hf", "vllm"] = "builtin"
-    """Generation backend: the builtin sampler (the model's KV cache), Hugging Face `generate`, or vLLM (GPUs,
-    evaluation only)."""
+    """Generation backend: the builtin sampler (the model's KV cache; a static cache and CUDA graphs on a
+    GPU, see `decode`), Hugging Face `generate`, or vLLM (GPUs; in RL colocated with the trainer, weights
+    pushed after every update)."""
+    vllm_gpu_memory: float = Field(0.3, gt=0, le=1)
+    """vLLM: the share of the GPU's memory its engine takes (weights + KV cache), the rest left to training."""
+    vllm_sleep: bool = True
+    """vLLM in RL: put the engine to sleep during each update (its KV cache freed, weights offloaded) and
+    wake it before the next generation, as TRL and verl do when colocated."""
     lora_r: int = Field(0, ge=0)
     """LoRA rank for RL on a Hugging Face model (0 = train every weight); only the adapters train."""
     lora_alpha: float = Field(32.0, gt=0)
@@ -297,6 +309,20 @@ class RunConfig(Strict):
     """Run name (the default output folder is runs/<name>)."""
     seed: int = 0
     """Seed for data generation, initialisation, training and sampling."""
+    device: str = "auto"
+    """Where every model of the run trains and samples: auto (cuda if available, else cpu), cpu, cuda,
+    cuda:1, ... (`hf.device` overrides it for a Hugging Face model)."""
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """Compute precision. The tiny transformer keeps float32 weights and runs its matrix products in
+    bfloat16 / float16 (autocast; decoding reads bf16 copies of the weights and a bf16 KV cache); a Hugging
+    Face model is loaded in this dtype. auto = bfloat16 on a GPU that has it, float16 on one that does not;
+    on CPU float32, except bfloat16 for a tiny transformer of d_model >= 256 on a CPU with AMX, where it
+    measured faster (models/precision.py, benchmarks/README.md)."""
+    decode: Literal["auto", "static", "eager"] = "auto"
+    """The builtin sampler's decoding loop: static = a preallocated KV cache and the decode step (sampling
+    included) captured as CUDA graphs on a GPU (run uncaptured on CPU); eager = step by step with the model's
+    own cache; auto = static on a GPU for the models that have it (the tiny transformer, Hugging Face
+    Llama, Qwen2, Qwen3, Mistral), eager otherwise."""
     task: TaskConfig = Field(default_factory=TaskConfig)
     traces: TracesConfig = Field(default_factory=TracesConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -306,6 +332,15 @@ class RunConfig(Strict):
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     hf: HFConfig = Field(default_factory=HFConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    def model_options(self) -> dict[str, Any]:
+        """What `load_policy` needs to place and run any model of this run: the `hf` fields, with the
+        run's device, dtype and decode filling in hf's `auto`."""
+        options = self.hf.model_dump()
+        options["device"] = self.device if self.hf.device == "auto" else self.hf.device
+        options["dtype"] = self.dtype if self.hf.dtype == "auto" else self.hf.dtype
+        options["decode"] = self.decode
+        return options
 
 
 class SufficiencySettings(Strict):

@@ -99,7 +99,7 @@ def rl(
     if cfg.rl.steps < 1:
         raise ReasonlabError("rl.steps: must be at least 1 for `reasonlab rl`")
     validate(cfg)
-    policy = load_policy(base_dir, options=cfg.hf.model_dump())
+    policy = load_policy(base_dir, options=cfg.model_options())
     check_base(cfg, policy, rl_task(cfg))  # before writing anything
     prepare_policy(cfg, policy)
     if cfg.rl.judge is not None:

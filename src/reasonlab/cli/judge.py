@@ -98,7 +98,7 @@ def judge_train(
     out = out or Path("runs") / f"{cfg.name}-{head}"
     if (out / "config.json").exists():
         raise ReasonlabError(f"{out} already holds a judge; choose another --out")
-    policy = load_policy(base_dir, options=cfg.hf.model_dump())
+    policy = load_policy(base_dir, options=cfg.model_options())
     task = get_task(cfg.task.name, **cfg.task.knobs)
     jc = cfg.judge
     if data is not None:

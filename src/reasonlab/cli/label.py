@@ -293,7 +293,7 @@ def judge_scorer(specs: Sequence[str]) -> ScoreFn:
                     found += 1
             base_dir, run_cfg = resolve_model(path, prefer="base")
             if (base_dir / "config.json").is_file() and base_dir != path:
-                options = run_cfg.hf.model_dump() if run_cfg is not None else None
+                options = run_cfg.model_options() if run_cfg is not None else None
                 add("likelihood", LikelihoodJudge(load_policy(base_dir, options=options)), spec)
                 found += 1
             if not found:

@@ -132,7 +132,7 @@ def search(
     name = model.name if run_cfg is not None else model_dir.name
     out = out or Path("runs") / f"search-{name}"
     _check_out(out)
-    policy = load_policy(model_dir, options=run_cfg.hf.model_dump() if run_cfg else None)
+    policy = load_policy(model_dir, options=run_cfg.model_options() if run_cfg else None)
     the_judge = _judge(judge, run_dir, policy, the_task)
     settings = SearchSettings(
         temperature=temperature,

@@ -124,7 +124,7 @@ def sufficiency(
     for level in level_list:  # an invalid level is a one-line knob error before the model loads
         _as_option("--levels", ConfigError, level_task, task_name, knobs, level)
     cfg = run_cfg or load_config(None)
-    policy = load_policy(model_dir, options=cfg.hf.model_dump())
+    policy = load_policy(model_dir, options=cfg.model_options())
     the_judge = _judge(judge, policy, model if run_cfg else model_dir.parent)
     own_task = (
         run_cfg is not None and task_name == run_cfg.task.name

@@ -116,7 +116,7 @@ def run_main_job(
     t = time.perf_counter()
     pretrain(cfg, run_dir, on_step=on_pretrain_step)
     pretrain_s = time.perf_counter() - t
-    policy = load_policy(run_dir / "base")
+    policy = load_policy(run_dir / "base", options=cfg.model_options())
     say("evaluating the base model")
     t = time.perf_counter()
     base_eval = evaluate_stage(policy, cfg, run_dir, "base")

@@ -219,7 +219,7 @@ def random_reward_control(
         say(f"control: {settings.control_steps} GRPO steps with the {reward} reward")
         cfg = control_cfg(reward)
         fresh = (
-            load_policy(base_dir, options=cfg.hf.model_dump())
+            load_policy(base_dir, options=cfg.model_options())
             if base_dir is not None
             else copy.deepcopy(policy)
         )

@@ -20,6 +20,14 @@ reads the hidden state alone: a base that knows the rules is surprised by a wron
 fine-tuned backbone rediscover it (on the default task it is the difference between a step F1 of
 about 0.75 and above 0.9 for the same training budget; benchmarks/README.md).
 
+Precision: the read-out heads are float32 whatever the backbone's dtype, and what the backbone gives
+them (hidden states, likelihood features from its logits) is cast to float32 before they read it. A
+head starts at zero and trains at a high learning rate (`head_lr`, 1e-2) with BCE on small logits, and
+in bfloat16 (8 significant bits) a step smaller than about 1/256 of a weight rounds away: the head would
+stall as its weights grow, long before it fits. The backbone's activations, the large tensors, are what
+a bfloat16 / float16 backbone saves memory on, and they keep its dtype. A judge folder stores each
+part in its own dtype and `load_judge` keeps them so.
+
 `LearnedJudge` wraps a model as a Judge (judges/base.py): step scores are sigmoid(logit) at each step,
 the overall score is the PRM's aggregate (min / product / last) or the ORM / pairwise score at the end.
 Saved as `model.safetensors` + `config.json` ({"kind": "judge", ...}) in one folder. Usage:
@@ -31,7 +39,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -45,6 +53,7 @@ from reasonlab.errors import CheckpointError
 from reasonlab.fileio import atomic_write
 from reasonlab.judges.base import AGGREGATIONS, aggregate, regroup
 from reasonlab.models.checkpoint import CONFIG, WEIGHTS, _load_tensors, read_config
+from reasonlab.models.precision import resolve_device, tiny_dtype
 from reasonlab.models.tokenizer import CharTokenizer
 from reasonlab.models.transformer import Transformer, TransformerConfig
 from reasonlab.types import JudgeScores, StepRecord
@@ -86,10 +95,11 @@ class RewardModel(nn.Module):
         ]
 
     def inputs(self, enc: Encoded) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """What the head reads at every step end: hidden states (S, D) and likelihood features (S, 2) or None."""
+        """What the head reads at every step end, in float32 (the backbone's dtype may be lower): hidden
+        states (S, D) and likelihood features (S, 2) or None."""
         enc = enc.to(self.head.weight.device)
         hidden = self.backbone(enc.input_ids, enc.attention_mask, hidden=True)  # (B, T, D)
-        h = hidden[enc.rows, enc.cols]  # (S, D)
+        h = hidden[enc.rows, enc.cols].float()  # (S, D)
         if not self.likelihood:
             return h, None
         if self.reference is not None:
@@ -99,12 +109,21 @@ class RewardModel(nn.Module):
                 self.reference.train(was_training)
         else:  # the backbone's own LM head on its (frozen) hidden states
             logits = hidden.detach() @ self.backbone.head_weight().detach().t()  # (B, T, V)
-        return h, likelihood_features(logits, enc)
+        return h, likelihood_features(logits, enc)  # (S, D), (S, 2) float32
 
     def read(self, h: torch.Tensor, feats: torch.Tensor | None) -> torch.Tensor:  # (N,)
-        """Logits from read-out inputs h (N, D) and feats (N, 2) | None."""
-        logits = self.head(h).squeeze(-1)
-        return logits if feats is None else logits + self.feature_head(feats).squeeze(-1)
+        """Float32 logits from read-out inputs h (N, D) and feats (N, 2) | None, of any dtype."""
+        logits = self.head(h.float()).squeeze(-1)  # (N,)
+        if feats is None:
+            return logits
+        return logits + self.feature_head(feats.float()).squeeze(-1)  # (N,)
+
+    def heads_float32(self) -> RewardModel:
+        """The read-out heads in float32 (the backbone keeps its dtype); returns the model."""
+        self.head.float()
+        if self.feature_head is not None:
+            self.feature_head.float()
+        return self
 
     def forward(self, enc: Encoded) -> torch.Tensor:  # (S,) logits at every step end, record-major
         return self.read(*self.inputs(enc))
@@ -113,7 +132,8 @@ class RewardModel(nn.Module):
 @torch.no_grad()
 def likelihood_features(logits: torch.Tensor, enc: Encoded) -> torch.Tensor:  # (S, 2)
     """From LM logits (B, T, V): per step, the log-probability of its least likely token, and the running
-    minimum of that over the record's steps so far (clamped at MIN_LOGP, divided by -MIN_LOGP)."""
+    minimum of that over the record's steps so far (clamped at MIN_LOGP, divided by -MIN_LOGP); float32
+    whatever the logits' dtype."""
     logp = logits.float().log_softmax(-1)  # (B, T, V)
     token = (
         logp[:, :-1].gather(-1, enc.input_ids[:, 1:, None]).squeeze(-1)
@@ -232,7 +252,8 @@ class LearnedJudge:
         likelihood = features == "hidden+likelihood"
         reference = copy.deepcopy(backbone) if likelihood and train_backbone else None
         model = RewardModel(copy.deepcopy(backbone), likelihood, reference)
-        model.to(next(backbone.parameters()).device)  # the head joins the backbone's device
+        # the heads join the backbone's device and stay float32 (the module docstring says why)
+        model.to(next(backbone.parameters()).device)
         model.backbone.requires_grad_(train_backbone)
         return cls(model, tokenizer, head, **kw)
 
@@ -292,8 +313,10 @@ class LearnedJudge:
         atomic_write(d / CONFIG, lambda p: p.write_text(json.dumps(meta, indent=2) + "\n"))
 
 
-def load_judge(directory: str | Path) -> LearnedJudge:
-    """Load a judge written by `LearnedJudge.save`; CheckpointError naming the file if it cannot."""
+def load_judge(directory: str | Path, options: Mapping[str, Any] | None = None) -> LearnedJudge:
+    """Load a judge written by `LearnedJudge.save`, on the device the run's `options` name (as for
+    `load_policy`: `device`, and `dtype` for a tiny backbone's compute); CheckpointError naming the file
+    if it cannot."""
     d, meta = read_config(directory)
     cfg_path = d / CONFIG
     if meta.get("kind") != "judge":
@@ -343,7 +366,19 @@ def load_judge(directory: str | Path) -> LearnedJudge:
         raise CheckpointError(
             f"judge weights {d / WEIGHTS} do not fit {cfg_path}: {' '.join(str(e).split())}"
         ) from None
-    return LearnedJudge(model.float(), tokenizer, head, aggregation, threshold)
+    return LearnedJudge(
+        place(model.heads_float32(), options or {}), tokenizer, head, aggregation, threshold
+    )
+
+
+def place(model: RewardModel, options: Mapping[str, Any]) -> RewardModel:
+    """The reward model on the options' device; a tiny backbone (and its reference) computes in the
+    options' dtype (models/precision.py), a Hugging Face one keeps the dtype it was saved in."""
+    device = resolve_device(options.get("device"))
+    for body in (model.backbone, getattr(model, "reference", None)):
+        if isinstance(body, Transformer):
+            body.compute_dtype = tiny_dtype(options.get("dtype", "auto"), device, body.cfg.d_model)
+    return model.to(device)
 
 
 def find_judge(spec: str, *run_dirs: Path) -> Path:

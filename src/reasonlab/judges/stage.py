@@ -107,7 +107,7 @@ def run_judges(
     for k, head in enumerate(jc.heads):
         folder = out_dir / head
         if (folder / "config.json").is_file():
-            judges[head] = load_judge(folder)
+            judges[head] = load_judge(folder, cfg.model_options())
             train_info[head] = json.loads((folder / "config.json").read_text()).get("training", {})
             continue
         if data is None:
@@ -177,7 +177,8 @@ def backbone(cfg: RunConfig, policy: Policy) -> Any:
         d_ff=mc.d_ff,
         max_seq_len=mc.max_seq_len,
     )
-    return TinyPolicy.create(tc, seed=cfg.seed + 23).module
+    fresh = TinyPolicy.create(tc, seed=cfg.seed + 23)
+    return fresh.place(policy.module.embed.weight.device, policy.module.compute_dtype).module
 
 
 def tune_and_save(

@@ -25,6 +25,7 @@ from reasonlab.errors import CheckpointError
 from reasonlab.models.base import Policy
 from reasonlab.models.files import CONFIG, WEIGHTS, one_line  # noqa: F401 (judges/models.py reads WEIGHTS here)
 from reasonlab.models.files import load_tensors as _load_tensors  # noqa: F401 (and _load_tensors)
+from reasonlab.models.precision import resolve_device, tiny_dtype
 from reasonlab.models.tiny_policy import TinyPolicy
 from reasonlab.registry import Registry
 
@@ -94,7 +95,12 @@ def load_policy(
 
 
 def _load_tiny(d: Path, meta: dict[str, Any], options: Mapping[str, Any]) -> TinyPolicy:
-    return TinyPolicy.load(d, meta)
+    """The tiny policy on the run's device and in its compute dtype (options `device`, `dtype`, `decode`)."""
+    policy = TinyPolicy.load(d, meta)
+    device = resolve_device(options.get("device"))
+    policy.place(device, tiny_dtype(options.get("dtype", "auto"), device, policy.config.d_model))
+    policy.decode = options.get("decode", "auto")
+    return policy
 
 
 def _load_hf(d: Path, meta: dict[str, Any], options: Mapping[str, Any]) -> Policy:

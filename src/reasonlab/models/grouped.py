@@ -23,6 +23,7 @@ from reasonlab.models.transformer import (
     EPS,
     Transformer,
     attention_bias,
+    gain_like,
     merge_heads,
     rope_qkv,
     run_blocks,
@@ -107,7 +108,7 @@ def grouped_hidden(
         :, -1
     ]  # (P, D): left padding puts every prompt's last token at W - 1
     x = torch.cat([last[group][:, None], x[n_p:].view(b, l, d)[:, :-1]], 1)  # (B, L, D)
-    return F.rms_norm(x, (d,), model.norm.weight, EPS)
+    return F.rms_norm(x, (d,), gain_like(model.norm.weight, x), EPS)
 
 
 def grouped_completion_logits(

@@ -16,7 +16,8 @@ judges run on it unchanged:
   plus the prompt.
 - Stopping: every id in the generation config's `eos_token_id` (a list for chat models, e.g. Qwen's
   `<|im_end|>` and `<|endoftext|>`) ends a completion.
-- dtype `auto`: bfloat16 on a GPU that supports it (else float16), float32 on CPU.
+- device and dtype `auto` (models/precision.py): cuda if available; bfloat16 on a GPU that supports it
+  (else float16), float32 on CPU.
 - LoRA (`hf.lora_r > 0`): peft adapters on all linear layers (or `hf.lora_targets`); only they train.
   `save` writes the merged weights, so an RL result is a plain Hugging Face folder any tool can load.
 - Sampler (`hf.sampler`): builtin (default), hf (`model.generate`) or vllm (sampling/vllm.py).
@@ -39,6 +40,7 @@ from typing import Any
 import torch
 
 from reasonlab.errors import CheckpointError, ConfigError
+from reasonlab.models.precision import hf_dtype, resolve_device
 
 WEIGHT_FILES = (
     "model.safetensors",
@@ -47,7 +49,6 @@ WEIGHT_FILES = (
     "pytorch_model.bin.index.json",
 )
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 SAMPLERS = ("builtin", "hf", "vllm")
 
 
@@ -269,30 +270,13 @@ def check_model_folder(folder: Path) -> None:
         raise CheckpointError(f"{folder}: no tokenizer (looked for {', '.join(TOKENIZER_FILES)})")
 
 
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    """`auto`: bfloat16 on a GPU that has it, else float16 on a GPU; float32 on CPU."""
-    if name == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
-    if name not in DTYPES:
-        raise ConfigError(f"hf.dtype: unknown dtype {name!r} (known: auto, {', '.join(DTYPES)})")
-    return DTYPES[name]
-
-
-def resolve_device(name: str | torch.device | None) -> torch.device:
-    if name in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def load_hf(folder: Path, meta: Mapping[str, Any], options: Mapping[str, Any]) -> HFPolicy:
     """Load a local Hugging Face model folder (`meta` is its config.json) with `options` (HFConfig fields)."""
     check_model_folder(folder)
     tf = _transformers()
     tf.utils.logging.disable_progress_bar()
     device = resolve_device(options.get("device"))
-    dtype = resolve_dtype(options.get("dtype", "auto"), device)
+    dtype = hf_dtype(options.get("dtype", "auto"), device)
     try:
         tok = tf.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
         module = tf.AutoModelForCausalLM.from_pretrained(
@@ -309,7 +293,10 @@ def load_hf(folder: Path, meta: Mapping[str, Any], options: Mapping[str, Any]) -
         *([tok.eos_token_id] if tok.eos_token_id is not None else []),
     ]
     tokenizer = HFTokenizer(tok, eos_ids, chat_template=options.get("chat_template", True))
-    return HFPolicy(module, tokenizer, folder, sampler=options.get("sampler", "builtin"))
+    policy = HFPolicy(module, tokenizer, folder, sampler=options.get("sampler", "builtin"))
+    policy.options = dict(options)  # what the samplers read: decode, vllm_gpu_memory, vllm_sleep
+    policy.decode = options.get("decode", "auto")
+    return policy
 
 
 class HFBackbone(torch.nn.Module):

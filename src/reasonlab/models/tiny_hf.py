@@ -65,19 +65,28 @@ def train_tokenizer(arch: str, vocab_size: int = 512):
 
 
 def build_tiny_hf(
-    folder: str | Path, arch: str = "qwen2", seed: int = 0, hidden: int = 64, layers: int = 2
+    folder: str | Path,
+    arch: str = "qwen2",
+    seed: int = 0,
+    hidden: int = 64,
+    layers: int = 2,
+    intermediate: int | None = None,
+    heads: int = 4,
+    kv_heads: int = 2,
 ) -> Path:
-    """Write a random-weight `arch` (qwen2 or llama) causal LM with its tokenizer to `folder`."""
+    """Write a random-weight `arch` (qwen2 or llama) causal LM with its tokenizer to `folder` (MLP width
+    `intermediate`, default 2 x hidden). Qwen2.5-0.5B's shape (0.36B parameters with this vocabulary):
+    hidden=896, layers=24, intermediate=4864, heads=14, kv_heads=2."""
     import transformers as tf
 
     tok = train_tokenizer(arch)
     common = dict(
         vocab_size=len(tok),
         hidden_size=hidden,
-        intermediate_size=2 * hidden,
+        intermediate_size=intermediate or 2 * hidden,
         num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
         max_position_embeddings=4096,
         pad_token_id=tok.pad_token_id,
         eos_token_id=tok.eos_token_id,

@@ -45,6 +45,7 @@ class TinyPolicy:
             )
         self.module = module
         self.tokenizer = tokenizer
+        self.decode = "auto"  # the builtin sampler's loop (config `decode`): auto, static or eager
         self._kv_buffer: torch.Tensor | None = None  # reused by successive caches (see new_cache)
         self._kv_user: weakref.ref[KVCache] | None = None
 
@@ -62,6 +63,12 @@ class TinyPolicy:
         module.to_empty(device="cpu")
         module.init_weights(torch.Generator().manual_seed(seed))
         return cls(module.to(device), tokenizer or CharTokenizer())
+
+    def place(self, device: str | torch.device, dtype: torch.dtype = torch.float32) -> TinyPolicy:
+        """Move the weights to `device` (they stay float32) and compute in `dtype` (models/precision.py)."""
+        self.module.to(device)
+        self.module.compute_dtype = dtype
+        return self
 
     @property
     def config(self) -> TransformerConfig:
@@ -84,19 +91,19 @@ class TinyPolicy:
         Its memory is reused from the previous cache once that one is gone: a fresh buffer of this size
         page-faults on first touch, which costs more than the decoding writes themselves. Decoding only
         reads positions it has written, so the buffer is never cleared."""
-        cfg, p = self.config, self.module.embed.weight
+        cfg, device, dtype = self.config, self.module.embed.weight.device, self.module.compute_dtype
         shape = (cfg.n_layers, batch_size, 2, cfg.n_heads, max_len, cfg.head_dim)
         numel = math.prod(shape)
-        self.module.rope(max_len, p.device)
+        self.module.rope(max_len, device)
         buf, in_use = self._kv_buffer, self._kv_user is not None and self._kv_user() is not None
         if (
             buf is None
             or in_use
             or buf.numel() < numel
-            or buf.dtype != p.dtype
-            or buf.device != p.device
+            or buf.dtype != dtype
+            or buf.device != device
         ):
-            buf = torch.empty(numel, dtype=p.dtype, device=p.device)
+            buf = torch.empty(numel, dtype=dtype, device=device)
         cache = KVCache(buf[:numel].view(shape), *self.module.decoding_weights())
         if not in_use:
             self._kv_buffer, self._kv_user = buf, weakref.ref(cache)
@@ -143,9 +150,11 @@ class TinyPolicy:
         """Logits (B, L, V) whose position j predicts completion token j, with autograd: the grouped forward
         (models/grouped.py) runs each prompt once. `completion_mask` is not read: a completion token never
         sees the padding after it (the logits there are unspecified)."""
-        return grouped_completion_logits(
-            self.module, prompt_ids, prompt_mask, completion_ids, group
-        )
+        with self.module.autocast():
+            logits = grouped_completion_logits(
+                self.module, prompt_ids, prompt_mask, completion_ids, group
+            )  # (B, L, V)
+        return logits.float()
 
     def critic_body(self) -> Transformer:
         """The module a PPO critic copies as its trunk (rl/critic.py): the transformer itself."""

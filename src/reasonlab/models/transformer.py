@@ -22,6 +22,7 @@ the RMSNorm gains folded in, and padding skipped in the prefill GEMMs. It equals
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -199,17 +200,23 @@ def block_forward(x: torch.Tensor, w: LayerWeights, attend: Attend, layer: int) 
     in two calls) changes the shapes the elementwise complex multiply runs on, which is not guaranteed
     to round the same; with each layout kept, every op sees the inputs it saw before this function was
     shared, so every path's outputs and gradients are unchanged bit for bit."""
-    h = torch.mm(F.rms_norm(x, (x.shape[-1],), w.attn_gain, EPS), w.qkv)  # (N, 3D)
+    h = torch.mm(F.rms_norm(x, (x.shape[-1],), gain_like(w.attn_gain, x), EPS), w.qkv)  # (N, 3D)
     x = torch.addmm(x, attend(h, layer), w.proj)  # (N, D): residual fused into the GEMM
     return mlp_residual(x, w)
 
 
 def mlp_residual(x: torch.Tensor, w: LayerWeights) -> torch.Tensor:
     """x + SwiGLU(RMSNorm(x)) for token rows x (N, D)."""
-    gate, up = torch.mm(F.rms_norm(x, (x.shape[-1],), w.mlp_gain, EPS), w.gate_up).chunk(
-        2, dim=-1
-    )  # (N, F) each
+    gate, up = torch.mm(
+        F.rms_norm(x, (x.shape[-1],), gain_like(w.mlp_gain, x), EPS), w.gate_up
+    ).chunk(2, dim=-1)  # (N, F) each
     return torch.addmm(x, F.silu(gate) * up, w.down)  # (N, D)
+
+
+def gain_like(gain: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor | None:
+    """An RMSNorm gain in the activations' dtype (under autocast they are bf16, the parameter float32);
+    the same tensor when the dtypes agree."""
+    return gain if gain is None or gain.dtype == x.dtype else gain.to(x.dtype)
 
 
 def run_blocks(x: torch.Tensor, weights: Iterable[LayerWeights], attend: Attend) -> torch.Tensor:
@@ -302,6 +309,15 @@ class Transformer(nn.Module):
             None  # (N, 3, Dh/2) complex, grown on demand; not a parameter
         )
         self._decoding: tuple[tuple, tuple[list[LayerWeights], torch.Tensor]] | None = None
+        self.compute_dtype = (
+            torch.float32
+        )  # matrix products in bf16 / fp16 under autocast (precision.py)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """`torch.autocast` to the compute dtype on the weights' device (nothing in float32)."""
+        if self.compute_dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.embed.weight.device.type, dtype=self.compute_dtype)
 
     def rope(self, n: int, device: torch.device) -> torch.Tensor:
         if self._rope is None or self._rope.shape[0] < n or self._rope.device != device:
@@ -350,11 +366,11 @@ class Transformer(nn.Module):
         shape = (b, t, self.cfg.n_heads)
         if cache is not None:
             return self._forward_cached(x, shape, freqs, mask, attention_mask, cache)
-        x = run_blocks(x, self.layer_weights(), CausalAttention(shape, freqs, mask))
-        x = F.rms_norm(x, (x.shape[-1],), self.norm.weight, EPS)
-        if hidden:
-            return x.view(b, t, -1)  # (B, T, D)
-        return torch.mm(x, self.head_weight().t()).view(b, t, -1)  # (B, T, V)
+        with self.autocast():
+            x = run_blocks(x, self.layer_weights(), CausalAttention(shape, freqs, mask))
+            x = F.rms_norm(x, (x.shape[-1],), gain_like(self.norm.weight, x), EPS)
+            out = x if hidden else torch.mm(x, self.head_weight().t())  # (B*T, D) | (B*T, V)
+        return out.view(b, t, -1).float()  # (B, T, D) hidden | (B, T, V) logits, float32 either way
 
     def _forward_cached(
         self,
@@ -367,6 +383,10 @@ class Transformer(nn.Module):
     ) -> torch.Tensor:
         """Run new tokens x (B*T, D) against the cache with its snapshot weights; logits (B, T, V)."""
         (b, t, _), start = shape, cache.length
+        x, mask = (
+            x.to(cache.kv.dtype),
+            mask.to(cache.kv.dtype),
+        )  # decoding runs in the cache's dtype
         real = attention_mask[:, start:].reshape(-1).nonzero().squeeze(1) if t > 1 else None  # (N,)
         if real is not None and real.shape[0] == b * t:
             real = None  # no padding among the new tokens
@@ -394,8 +414,19 @@ class Transformer(nn.Module):
     def decoding_weights(self) -> tuple[list[LayerWeights], torch.Tensor]:
         """Folded, contiguous copies of the weights for a KV cache (see LayerWeights); remade only
         after a parameter changed (an optimizer step bumps its version, `.to()` moves its data)."""
-        key = tuple((p.data_ptr(), p._version) for p in self.parameters())
+        key = (self.compute_dtype, *((p.data_ptr(), p._version) for p in self.parameters()))
         if self._decoding is None or self._decoding[0] != key:
             head = (self.head_weight() * self.norm.weight).t().contiguous()  # (D, V)
-            self._decoding = (key, ([layer.weights(folded=True) for layer in self.layers], head))
+            layers = [layer.weights(folded=True) for layer in self.layers]
+            if self.compute_dtype != torch.float32:  # folded in float32, then rounded once
+                layers = [
+                    LayerWeights(*(_cast(w, self.compute_dtype) for w in vars(lw).values()))
+                    for lw in layers
+                ]
+                head = head.to(self.compute_dtype)
+            self._decoding = (key, (layers, head))
         return self._decoding[1]
+
+
+def _cast(w: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    return None if w is None else w.to(dtype)

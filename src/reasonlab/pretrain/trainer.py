@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from reasonlab.config import RunConfig
 from reasonlab.errors import RunFolderError
 from reasonlab.models import CharTokenizer, TinyPolicy, TransformerConfig, save_policy
+from reasonlab.models.precision import resolve_device, tiny_dtype
 from reasonlab.pretrain.corpus import TokenStream, build_stream, get_batch
 from reasonlab.tasks import get_task
 from reasonlab.training.checkpointing import TrainState, latest_state, save_state
@@ -129,11 +130,13 @@ class Schedule:
 
 
 def new_model(cfg: RunConfig) -> tuple[TinyPolicy, torch.optim.AdamW]:
-    """A freshly initialised model (seeded by cfg.seed) and its optimizer."""
+    """A freshly initialised model (seeded by cfg.seed) on the run's device, and its optimizer."""
     tok = CharTokenizer()
     policy = TinyPolicy.create(
         TransformerConfig(vocab_size=tok.vocab_size, **cfg.model.model_dump()), seed=cfg.seed
     )
+    device = resolve_device(cfg.device)
+    policy.place(device, tiny_dtype(cfg.dtype, device, cfg.model.d_model))
     return policy, make_optimizer(policy.module, cfg.pretrain.lr, cfg.pretrain.weight_decay)
 
 
@@ -151,6 +154,7 @@ def train_steps(
     task = get_task(cfg.task.name, **cfg.task.knobs)
     tok = policy.tokenizer
     module = policy.module
+    device = module.embed.weight.device
     metrics_path = run_dir / "metrics.jsonl"
     truncate_after(metrics_path, schedule.start, prefixes=("train/", "eval/"))
     train = build_stream(task, cfg, "train", pc.corpus_docs, cfg.seed, tok)
@@ -167,6 +171,7 @@ def train_steps(
             x, y, w = get_batch(
                 train, pc.batch_size, pc.seq_len, cfg.seed, schedule.batch_offset + step
             )
+            x, y, w = x.to(device), y.to(device), w.to(device)
             loss = masked_loss(policy.logits(x), y, w)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
@@ -206,6 +211,9 @@ def held_out_loss(
     policy.module.eval()
     losses = []
     for i in range(4):
-        x, y, w = get_batch(stream, batch_size, seq_len, seed + 10_000, i)
+        x, y, w = (
+            t.to(policy.module.embed.weight.device)
+            for t in get_batch(stream, batch_size, seq_len, seed + 10_000, i)
+        )
         losses.append(masked_loss(policy.logits(x), y, w).item())
     return sum(losses) / len(losses)
