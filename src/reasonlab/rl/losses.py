@@ -10,8 +10,9 @@ padding), chosen by name from registries:
 - KL_ESTIMATORS, per-token KL(pi || pi_ref) from samples of pi: `k1`, `k2`, `k3` (Schulman 2020,
   "Approximating KL divergence").
 plus `entropy_from_logits`, `value_loss` (PPO's clipped critic loss) and `approx_kl` (a monitor).
-`policy_objective` composes the policy's loss from them: aggregated surrogate, plus beta x the
-aggregated KL penalty, minus the entropy bonus.
+`policy_objective` composes the policy's loss from them: aggregated surrogate (each token's term
+optionally times an importance weight, e.g. rl/mismatch.py's TIS), plus beta x the aggregated KL
+penalty, minus the entropy bonus.
 
 Departures: log ratios are clamped to [-20, 20] before `exp` (in the surrogates, k3, the KL
 importance correction and approx_kl), so a wildly off-policy token gives a large finite number, not
@@ -313,7 +314,7 @@ class ObjectiveParams:
 class ObjectiveTerms:
     """The per-token pieces of `policy_objective`, each (B, T)."""
 
-    policy: torch.Tensor  # surrogate loss, 0 on padding
+    policy: torch.Tensor  # surrogate loss (times the importance weights, if any), 0 on padding
     clipped: torch.Tensor  # bool: tokens whose gradient the clip zeroed, False on padding
     kl: torch.Tensor | None  # KL(pi || pi_ref) estimate, uncorrected; None without ref_logp
     kl_penalty: torch.Tensor | None  # what enters the loss times beta; None when beta == 0
@@ -329,19 +330,24 @@ def policy_objective(
     constant: int,
     params: ObjectiveParams,
     entropy: torch.Tensor | None = None,
+    is_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, ObjectiveTerms]:
-    """The policy's loss: agg(surrogate) + beta agg(KL penalty) - entropy_coef agg(entropy).
+    """The policy's loss: agg(w x surrogate) + beta agg(KL penalty) - entropy_coef agg(entropy).
 
     logp (B, T) carries the gradient; old_logp, ref_logp, advantages, mask (B, T) do not;
     `aggregate` and `constant` are an aggregation and its constant; `entropy` (B, T) is needed
     when entropy_coef > 0. The KL penalty is the estimator's per-token KL(pi || pi_ref), with
     `kl_importance_correction` times exp(log ratio), the same clamped (token or sequence) log ratio
     as the policy loss's, gradient included (DeepSeek-V3.2; TRL's use_bias_correction_kl).
+    `is_weights` (B, T), no gradient, multiplies each token's surrogate before aggregation (TIS,
+    rl/mismatch.py; as in verl, the KL penalty and the entropy bonus are not weighted); None = 1.
     Returns (loss (), ObjectiveTerms).
     """
     per_token, clipped = get_policy_loss(params.policy_loss)(
         logp, old_logp, advantages, mask, params.eps_low, params.eps_high
     )  # (B, T), (B, T)
+    if is_weights is not None:
+        per_token = per_token * is_weights.detach()  # (B, T)
     loss = aggregate(per_token, mask, constant)
     kl = penalty = None
     if ref_logp is not None:

@@ -5,10 +5,18 @@ algorithm is the choice of advantage estimator (`rl.advantage`), policy loss (`r
 aggregation (`rl.aggregation`) and KL placement (`rl.kl_in`), all by name from registries. PPO is
 `advantage: gae`, which adds a critic (rl/critic.py) trained in the same update. Departures:
 - Rewards are per sequence; the KL penalty, when `kl_in: reward`, is the only per-token reward.
-- With one pass and one minibatch (the default) the old logprobs are the current ones detached
-  (ratio 1, as TRL does); otherwise they come from one no-grad forward before the first update.
+- Every step runs one no-grad forward before the first update: the trainer's logprobs of the sampled
+  tokens, logged against the sampler's (`rollout/*`, rl/mismatch.py). They are the PPO ratio's old
+  logprobs with several passes or minibatches, with the KL in the reward, and with `rl.tis_cap` (TIS
+  weights the policy loss by min(pi_old / pi_sampler, cap), pi_old the trainer's, as in verl); with one
+  pass and one minibatch otherwise (the default) the old logprobs are the current ones detached
+  (ratio 1, as TRL does).
 - The loss uses the policy's logits divided by the sampling temperature (TRL does the same); top-p
   is not applied in the loss.
+- With `hf.sampler: vllm` the engine runs in this process on the training GPU (sampling/vllm.py, as
+  TRL's colocate mode and verl): woken before sampling, asleep during the update (`hf.vllm_sleep`),
+  the policy's weights pushed into it once per step after the last optimizer step (only the next
+  step's sampling reads them).
 - With `rl.judge` a learned reward model scores every completion: its score is the `judge` reward
   (alone or mixed with the verifier's), and `hack/*` metrics compare it with the verifier's truth
   on the same completions at every step, so a policy that learns to fool its judge shows.
@@ -58,15 +66,17 @@ from reasonlab.rl.losses import (
     value_loss,
 )
 from reasonlab.rl.metrics import rollout_metrics
+from reasonlab.rl.mismatch import mismatch_metrics, sampler_logprobs, tis_weights
 from reasonlab.rl.rewards import check_rewards
 from reasonlab.rl.rollouts import Batch, Collected, collect, make_batch, round_seed
 from reasonlab.sampling import check_fits
+from reasonlab.sampling import vllm as vllm_sampler
 from reasonlab.tasks import Task, get_task
 from reasonlab.training.checkpointing import TrainState, latest_state, save_state
 from reasonlab.training.optim import make_optimizer
 from reasonlab.training.tracking import MetricsLogger, truncate_after
 
-PREFIXES = ("rl/", "reward/", "hack/")  # metric names written by this stage
+PREFIXES = ("rl/", "reward/", "hack/", "rollout/")  # metric names written by this stage
 
 
 class Diverged(FloatingPointError):
@@ -139,25 +149,41 @@ def rl_step(cfg: RunConfig, learner: Learner, task: Task, step: int) -> dict[str
     t0 = time.perf_counter()
     for group in learner.optimizer.param_groups:
         group["lr"] = rc.lr * min(1.0, (step + 1) / rc.warmup_steps) if rc.warmup_steps else rc.lr
+    colocated = uses_vllm(learner.policy)
+    if colocated:  # built on first use, in this process, on the training GPU
+        vllm_sampler.wake(learner.policy)
     # 1-2. sample a group of completions per prompt and judge them (dynamic sampling refills)
     collected = collect(learner.policy, task, rc, cfg.seed, step, learner.judge)
     metrics = rollout_metrics(collected)
     if not collected.groups:  # every group had equal rewards: no signal, no update
         return {**metrics, **_timing(collected, 0.0, t0, metrics["rl/completion_tokens"])}
+    if colocated:
+        vllm_sampler.sleep(learner.policy)  # hf.vllm_sleep: its GPU memory goes to the update
     t = time.perf_counter()
     batch = make_batch(
         collected.groups, learner.policy.tokenizer.pad_id, mask_truncated=rc.overlong == "mask"
     )
     batch = batch.to(module_device(learner.policy))
-    # 3. what stays fixed during the updates: old / reference logprobs, values, advantages
+    # 3. what stays fixed during the updates: the trainer's logprobs against the sampler's (mismatch
+    # metrics, TIS weights), old / reference logprobs, values, advantages
+    trainer_logp = _logprobs(learner.policy, batch, rc.temperature, rc.micro_batch_size)  # (B, L)
+    sampler_logp = sampler_logprobs(
+        [r for g in collected.groups for r in g.rollouts], batch.completion_ids.shape[1]
+    ).to(trainer_logp.device)  # (B, L)
+    metrics.update(mismatch_metrics(trainer_logp, sampler_logp, batch.completion_mask, rc.tis_cap))
+    is_weights = (
+        None
+        if rc.tis_cap is None
+        else tis_weights(trainer_logp, sampler_logp, batch.completion_mask, rc.tis_cap)
+    )  # (B, L)
     on_policy = rc.num_iterations == 1 and rc.minibatches == 1
     kl_reward = rc.beta > 0 and rc.kl_in == "reward"
-    old_logp = (
-        None if on_policy and not kl_reward else _logprobs(learner.policy, batch, rc.temperature)
-    )
+    old_logp = None if on_policy and not kl_reward and rc.tis_cap is None else trainer_logp
     monitor = rc.kl_monitor_every > 0 and (step + 1) % rc.kl_monitor_every == 0
     ref_logp = (
-        _logprobs(learner.reference, batch, rc.temperature) if rc.beta > 0 or monitor else None
+        _logprobs(learner.reference, batch, rc.temperature, rc.micro_batch_size)
+        if rc.beta > 0 or monitor
+        else None
     )
     old_values = _values(learner.critic, batch) if learner.critic else None
     token_rewards = place_rewards(batch, rc, ref_logp if kl_reward else None, old_logp)
@@ -172,9 +198,13 @@ def rl_step(cfg: RunConfig, learner: Learner, task: Task, step: int) -> dict[str
             rc.minibatches,
             round_seed(cfg.seed, step, 1000 + iteration),
         ):
-            stats.append(policy_update(learner, batch, rows, advantages, old_logp, ref_logp, rc))
+            stats.append(
+                policy_update(learner, batch, rows, advantages, old_logp, ref_logp, rc, is_weights)
+            )
             if learner.critic is not None:
                 stats[-1].update(critic_update(learner, batch, rows, returns, old_values, rc))
+    if colocated:
+        vllm_sampler.push_weights(learner.policy, step + 1)  # what the next step samples from
     metrics.update({k: sum(s[k] for s in stats) / len(stats) for k in stats[0]})
     return {
         **metrics,
@@ -212,15 +242,17 @@ def policy_update(
     old_logp: torch.Tensor | None,
     ref_logp: torch.Tensor | None,
     rc: RLConfig,
+    is_weights: torch.Tensor | None = None,
 ) -> dict[str, float]:
-    """One optimizer step of the policy on the sequences `rows` (in micro-batches when configured)."""
+    """One optimizer step of the policy on the sequences `rows` (in micro-batches when configured);
+    `is_weights` (B, L), when given, weight each token's policy loss (TIS)."""
     learner.optimizer.zero_grad(set_to_none=True)
     totals: dict[str, float] = {}
     for chunk, aggregate in micro_batches(
         rows, batch, rc.micro_batch_size, get_aggregation(rc.aggregation), rc.max_new_tokens
     ):
         loss, sums = _policy_loss(
-            learner, batch, chunk, aggregate, advantages, old_logp, ref_logp, rc
+            learner, batch, chunk, aggregate, advantages, old_logp, ref_logp, rc, is_weights
         )
         _backward(loss)
         for k, v in {"rl/loss": loss.item(), **sums}.items():
@@ -243,6 +275,7 @@ def _policy_loss(
     old_logp: torch.Tensor | None,
     ref_logp: torch.Tensor | None,
     rc: RLConfig,
+    is_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The policy loss of the sequences `rows`, and masked sums of the monitored quantities."""
     logits = completion_logits(learner.policy, batch, rows).float() / rc.temperature  # (b, L, V)
@@ -262,6 +295,7 @@ def _policy_loss(
         rc.max_new_tokens,
         objective_params(rc),
         entropy,
+        None if is_weights is None else is_weights[rows],
     )
     sums = {
         "tokens": float(mask.sum()),
@@ -373,10 +407,19 @@ def completion_logits(policy: Policy, batch: Batch, rows: torch.Tensor) -> torch
 
 
 @torch.no_grad()
-def _logprobs(policy: Policy, batch: Batch, temperature: float) -> torch.Tensor:
-    """Logprobs (B, L) of the completion tokens under `policy` (no gradient)."""
-    logits = completion_logits(policy, batch, torch.arange(len(batch.group))).float() / temperature
-    return logits.log_softmax(-1).gather(-1, batch.completion_ids[..., None]).squeeze(-1)
+def _logprobs(
+    policy: Policy, batch: Batch, temperature: float, chunk: int | None = None
+) -> torch.Tensor:
+    """Logprobs (B, L) of the completion tokens under `policy` (no gradient), `chunk` sequences per
+    forward (rl.micro_batch_size; None: all at once)."""
+    rows = torch.arange(len(batch.group))
+    parts = []
+    for part in rows.split(chunk or len(rows)):
+        logits = completion_logits(policy, batch, part).float() / temperature  # (b, L, V)
+        parts.append(
+            logits.log_softmax(-1).gather(-1, batch.completion_ids[part, :, None]).squeeze(-1)
+        )  # (b, L)
+    return torch.cat(parts)  # (B, L)
 
 
 @torch.no_grad()
@@ -410,14 +453,11 @@ def check_base(cfg: RunConfig, policy: Policy, task: Task) -> None:
 
 
 def prepare_policy(cfg: RunConfig, policy: Policy) -> None:
-    """Apply the `hf` training switches: LoRA adapters (Hugging Face models only); refuse the vllm
-    sampler, whose engine serves the saved weights and would not see the updates."""
+    """Apply the `hf` training switches: LoRA adapters (Hugging Face models only); with the vllm
+    sampler, check that vLLM can run here (a ConfigError before anything is written)."""
     hc = cfg.hf
-    if getattr(policy, "sampler", "builtin") == "vllm":
-        raise ConfigError(
-            "hf.sampler: vllm serves the saved weights and does not see RL updates; "
-            "use builtin or hf for RL (vllm for evaluation)"
-        )
+    if uses_vllm(policy):
+        vllm_sampler.check(policy)
     if hc.lora_r > 0:
         if not hasattr(policy, "enable_lora"):
             raise ConfigError(
@@ -427,6 +467,11 @@ def prepare_policy(cfg: RunConfig, policy: Policy) -> None:
             policy.enable_lora(
                 hc.lora_r, hc.lora_alpha, hc.lora_dropout, hc.lora_targets, seed=cfg.seed
             )
+
+
+def uses_vllm(policy: Policy) -> bool:
+    """The policy samples with vLLM (`hf.sampler: vllm`): its engine is colocated with the trainer."""
+    return getattr(policy, "sampler", "builtin") == "vllm"
 
 
 def train_rl(
@@ -440,14 +485,16 @@ def train_rl(
     in `run_dir` (resumes from checkpoints/rl); saves run_dir/rl."""
     rc = cfg.rl
     task = rl_task(cfg)
-    policy = policy if policy is not None else load_policy(base_dir, options=cfg.hf.model_dump())
+    policy = policy if policy is not None else load_policy(base_dir, options=cfg.model_options())
     check_base(cfg, policy, task)
     prepare_policy(cfg, policy)
     learner = make_learner(
         cfg, policy
     )  # a reference, when one is needed, is copied before resuming
     if rc.judge is not None:
-        learner.judge = load_judge(find_judge(rc.judge, run_dir, base_dir.parent))
+        learner.judge = load_judge(
+            find_judge(rc.judge, run_dir, base_dir.parent), cfg.model_options()
+        )
         if learner.judge.tokenizer.to_dict() != policy.tokenizer.to_dict():
             raise ConfigError(f"rl.judge: {rc.judge} reads another tokenizer than the policy")
     ckpt_dir = run_dir / "checkpoints" / "rl"

@@ -3,7 +3,9 @@
 Three backends share this signature; the policy's `sampler` attribute picks one (`hf.sampler` in the
 config for a Hugging Face model; the tiny model always uses the builtin one):
 
-- builtin (sampling/builtin.py): any Policy with its KV cache, on CPU or GPU;
+- builtin (sampling/builtin.py): any Policy with its KV cache, on CPU or GPU; the policy's `decode`
+  (config `decode`) may switch it to a static KV cache and a decode step captured as CUDA graphs
+  (sampling/static.py: the tiny transformer and Hugging Face Llama, Qwen2, Qwen3, Mistral);
 - hf (sampling/hf.py): Hugging Face `model.generate`;
 - vllm (sampling/vllm.py): vLLM on GPUs, imported only when chosen (`pip install 'reasonlab[vllm]'`).
 Usage:
@@ -21,7 +23,7 @@ from typing import Any
 
 from reasonlab.errors import ConfigError
 from reasonlab.models import Policy
-from reasonlab.sampling.builtin import sample_step, top_p_filter
+from reasonlab.sampling.eager import sample_step, top_p_filter
 from reasonlab.types import Problem, Rollout
 
 BACKENDS = {

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from reasonlab.models.base import Policy, module_device
-from reasonlab.sampling.builtin import check_args, eos_ids, finish_row
+from reasonlab.sampling.eager import check_args, eos_ids, finish_row
 from reasonlab.types import Problem, Rollout
 
 
