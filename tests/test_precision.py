@@ -174,3 +174,29 @@ def test_an_rl_step_in_bf16_returns_finite_metrics():
     )
     assert all(math.isfinite(v) for v in metrics.values() if isinstance(v, float)), metrics
     assert any(not torch.equal(a, b) for a, b in zip(before, p.module.parameters()))
+
+
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason="checks the refusal on a machine without a GPU"
+)
+def test_a_gpu_asked_for_where_there_is_none_is_one_line_and_writes_nothing(tmp_path):
+    from runs import assert_one_line_error, reasonlab
+
+    out = tmp_path / "run"
+    proc = reasonlab("run", "--set", "device=cuda", "--out", str(out))
+    assert_one_line_error(proc, "device: cuda asked for, but torch sees no GPU")
+    assert not out.exists()
+    proc = reasonlab("run", "--set", "device=tpu", "--out", str(out))
+    assert_one_line_error(proc, "device: unknown device 'tpu'")
+    assert not out.exists()
+
+
+def test_a_ppo_critic_sits_on_its_policy_device():
+    from reasonlab.rl.critic import Critic
+
+    p = policy().place(CPU, torch.bfloat16)
+    critic = Critic.from_policy(p)
+    assert critic.value_head.weight.device == p.module.embed.weight.device
+    ids, mask = batch()
+    values = critic(ids, mask)  # (B, T)
+    assert values.shape == (4, 20) and values.dtype == torch.float32

@@ -31,6 +31,7 @@ from reasonlab.evaluate.passk import headline_ks
 from reasonlab.evaluate.runner import SamplingParams, evaluate_policy
 from reasonlab.fileio import write_text_atomic
 from reasonlab.models import Policy, load_policy
+from reasonlab.models.precision import resolve_device
 from reasonlab.tasks import Task, get_task
 
 Progress = Callable[[str], None]
@@ -46,6 +47,8 @@ def validate(cfg: RunConfig) -> None:
     for level_task in level_tasks(task, cfg.pretrain.levels).values():
         corpus_mixture(cfg).validate_for(level_task)
     validate_rl(cfg)
+    options = cfg.model_options()
+    resolve_device(options["device"])  # a GPU asked for where torch sees none
     if cfg.model.d_model % cfg.model.n_heads:
         raise ConfigError(
             f"model.n_heads: {cfg.model.n_heads} does not divide model.d_model ({cfg.model.d_model})"

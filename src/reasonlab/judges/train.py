@@ -150,12 +150,13 @@ def pointwise_loss(
                 float(lab)
                 for r in records
                 for lab in (r.soft_labels if soft and r.soft_labels else r.labels)
-            ]
+            ],
+            device=logits.device,
         )  # (S,)
     else:
         logits = torch.stack([x[-1] for x in per_record])  # (B,)
         target = torch.tensor(
-            [float(bool(r.correct)) for r in records], dtype=torch.float32
+            [float(bool(r.correct)) for r in records], dtype=torch.float32, device=logits.device
         )  # (B,)
     w = torch.where(target > 0.5, weights[0], weights[1])
     return (

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from reasonlab.errors import ConfigError
-from reasonlab.models.base import Policy
+from reasonlab.models.base import Policy, module_device
 
 
 class Critic(nn.Module):
@@ -37,7 +37,7 @@ class Critic(nn.Module):
             raise ConfigError(
                 "rl.advantage: gae (PPO) needs a critic, available for tiny transformer bases only"
             )
-        return cls(copy.deepcopy(body))
+        return cls(copy.deepcopy(body)).to(module_device(policy))  # the value head joins the body
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         h = self.body(input_ids, attention_mask, hidden=True)  # (B, T, D)
