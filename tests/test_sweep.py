@@ -337,6 +337,20 @@ def test_the_scale_sweeps_sizes_build_the_stated_parameter_counts():
     ]
 
 
+def test_the_seed_sweep_repeats_three_scale_bases_under_two_more_seeds():
+    seeds = load_plan(DEFAULT_CONFIG.parent / "sweep_scale_seeds.yaml")
+    scale = {c.name: c.config for c in load_plan(SCALE).cells}
+    assert sorted((c.label, c.config.seed) for c in seeds.cells) == [
+        (f"{size} {seed}", seed) for size in ("0.3M", "1M", "3M") for seed in (1, 2)
+    ]
+    for cell in (
+        seeds.cells
+    ):  # the scale sweep's cell at 3M tokens, but for the seed (and float32 anywhere)
+        twin = scale[cell.name.split("__")[0] + "__token_budget-3M"]
+        same = {"name": cell.config.name, "seed": cell.config.seed, "dtype": "float32"}
+        assert cell.config == twin.model_copy(update=same)
+
+
 def test_a_model_mapping_keeps_sets_fields_and_refuses_to_reset_the_base(tmp_path):
     small = {"d_model": 32, "n_layers": 1, "n_heads": 2, "d_ff": 64}
     path = write_sweep(
