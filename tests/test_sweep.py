@@ -18,7 +18,14 @@ from reasonlab.errors import ConfigError
 from reasonlab.experiments.sweep import run_sweep
 from reasonlab.experiments.sweep_plan import axis_keys, load_plan, value_label
 from reasonlab.pretrain.trainer import new_model, tokens_trained
-from reasonlab.reports.sweep import average_ranks, spearman, verification_gaps
+from reasonlab.reports.sweep import (
+    average_ranks,
+    correlation_table,
+    correlations,
+    spearman,
+    spearman_interval,
+    verification_gaps,
+)
 from runs import assert_one_line_error, reasonlab
 
 TINY_SET = {
@@ -442,3 +449,53 @@ def test_a_quick_sweep_over_sizes_on_a_range_corpus_completes_and_resumes(tmp_pa
     assert again["status"] == "finished"
     rows = json.loads((out / "sweep.json").read_text())["cells"]
     assert [r["compute"] for r in rows] == [r["compute"] for r in state["cells"]]
+
+
+# ---- the bootstrap interval of a rank correlation -------------------------------------------------------
+
+NOISY_X = [0.1, 0.4, 0.35, 0.8, 0.5, 0.9, 0.2, 0.65, 0.7, 0.3]
+NOISY_Y = [0.02, 0.05, 0.09, 0.12, 0.04, 0.15, 0.01, 0.08, 0.13, 0.06]
+
+
+def test_spearman_interval_holds_the_point_estimate_within_minus_one_and_one():
+    rho = spearman(NOISY_X, NOISY_Y)
+    lo, hi = spearman_interval(NOISY_X, NOISY_Y)
+    assert -1 <= lo <= rho <= hi <= 1 and lo < hi
+
+
+def test_spearman_interval_of_monotone_data_is_one_to_one():
+    x = [0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 0.9]
+    lo, hi = spearman_interval(x, [v**2 for v in x])  # monotone, not linear
+    assert lo == pytest.approx(1.0) and hi == pytest.approx(1.0)
+
+
+def test_spearman_interval_needs_four_pairs():
+    assert spearman_interval([1, 2, 3], [3, 1, 2]) is None
+    assert spearman_interval([1, 2, None, 3], [3, 1, 2, float("nan")]) is None  # two pairs left out
+    assert spearman_interval([1, 1, 1, 1, 1], [1, 2, 3, 4, 5]) is None  # no resample defines rho
+
+
+def test_spearman_interval_is_fixed_by_its_seed():
+    same = spearman_interval(NOISY_X, NOISY_Y, seed=3)
+    assert same == spearman_interval(NOISY_X, NOISY_Y, seed=3)
+    assert same != spearman_interval(NOISY_X, NOISY_Y, seed=4)
+
+
+def test_correlation_table_shows_each_rho_with_its_interval():
+    rows = [
+        {"status": "finished", "k": 4, "base": {"headroom": x}, "gain": {"pass@1": y, "pass@4": y}}
+        for x, y in zip(NOISY_X, NOISY_Y)
+    ]
+    corr = correlations(rows, ["headroom"])
+    entry = corr["headroom"]
+    assert entry["pass@1"] == pytest.approx(spearman(NOISY_X, NOISY_Y), abs=1e-4)
+    assert entry["interval"]["pass@1"] == pytest.approx(
+        list(spearman_interval(NOISY_X, NOISY_Y)), abs=1e-4
+    )
+    title, header, table = correlation_table({"correlations": corr}, "pass@4")
+    assert "95% bootstrap interval over bases" in title
+    lo, hi = entry["interval"]["pass@1"]
+    assert table[0][1] == f"{entry['pass@1']:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+    few = correlations(rows[:3], ["headroom"])["headroom"]
+    assert few["interval"]["pass@1"] is None
+    assert correlation_table({"correlations": {"headroom": few}}, "pass@4")[2][0][1] == "+0.50"

@@ -18,7 +18,8 @@ one scatter panel per metric with every finished cell as a labelled point; with 
 (experiments/matched.py), RL's gain and more pretraining's gain at the same cost against the base's
 pass@1. Tables: the cells (values,
 base and RL pass rates, gains, wall time), the Spearman rank correlation of each base metric with each
-gain (ties get their average rank; written here with numpy, scipy is not a dependency), and the failed
+gain (ties get their average rank; written here with numpy, scipy is not a dependency) with its 95%
+percentile-bootstrap interval over the finished cells (`spearman_interval`), and the failed
 cells with their errors, pass@1 by difficulty level (base -> RL) (and the compute-matched table:
 both gains per cell and which is larger). Usage:
 
@@ -148,6 +149,40 @@ def spearman(x: Sequence[float | None], y: Sequence[float | None]) -> float:
     return float(rx @ ry) / denom if denom > 0 else math.nan
 
 
+LEVEL = 0.95  # the bootstrap intervals' confidence level
+MIN_BOOT_CELLS = 4  # fewer finished cells than this get no bootstrap interval
+MIN_DEFINED = 0.5  # the share of resamples with a defined rho below which there is no interval
+
+
+def spearman_interval(
+    x: Sequence[float | None],
+    y: Sequence[float | None],
+    n_boot: int = 2000,
+    level: float = LEVEL,
+    seed: int = 0,
+) -> tuple[float, float] | None:
+    """A percentile-bootstrap interval (Efron) for Spearman's rho over the cells: resample the (x, y)
+    pairs with replacement `n_boot` times (a numpy Generator seeded with `seed`), compute rho on each
+    resample and take the (1 - level) / 2 and (1 + level) / 2 percentiles of the rhos. Pairs with a
+    missing value are left out first; resamples where rho is undefined (a side constant, e.g. one pair
+    drawn n times) are skipped. None with fewer than 4 pairs or when under half the resamples give a rho.
+
+    With few cells the interval is rough: a resample holds only a few distinct pairs, so rho takes few
+    values and piles up at +-1, and the percentile interval covers less often than its level says (it does
+    not correct for bias or skew); read it as how fragile the ranking is, not as exact coverage."""
+    pairs = np.array([(a, b) for a, b in zip(x, y) if _finite(a) and _finite(b)], dtype=float)
+    n = len(pairs)
+    if n < MIN_BOOT_CELLS:
+        return None
+    picks = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))  # (n_boot, n) pair indices
+    rhos = np.array([spearman(*pairs[idx].T) for idx in picks])  # (n_boot,), NaN where undefined
+    rhos = rhos[~np.isnan(rhos)]
+    if len(rhos) < MIN_DEFINED * n_boot:
+        return None
+    lo, hi = np.quantile(rhos, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
 def _finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
@@ -183,15 +218,22 @@ def base_value(row: Row, metric: str) -> float | None:
 
 
 def correlations(rows: Sequence[Row], metrics: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """metric -> {pass@1: rho, pass@k: rho, cells: how many finished cells have the metric} (rho None if undefined)."""
+    """metric -> {pass@1: rho, pass@k: rho, cells: how many finished cells have the metric, interval:
+    {pass@1: [lo, hi], pass@k: [lo, hi]}} (rho None if undefined; an interval None with too few cells,
+    see spearman_interval)."""
     done = finished(rows)
     out = {}
     for m in metrics:
         xs = [base_value(r, m) for r in done]
-        rhos = {g: spearman(xs, [gain(r, g) for r in done]) for g in GAINS}
+        ys = {g: [gain(r, g) for r in done] for g in GAINS}
+        rhos = {g: spearman(xs, ys[g]) for g in GAINS}
+        intervals = {g: spearman_interval(xs, ys[g]) for g in GAINS}
         out[m] = {
             **{g: None if math.isnan(v) else round(v, 4) for g, v in rhos.items()},
             "cells": sum(_finite(x) for x in xs),
+            "interval": {
+                g: None if ci is None else [round(b, 4) for b in ci] for g, ci in intervals.items()
+            },
         }
     return out
 
@@ -284,10 +326,19 @@ def cells_table(state: dict[str, Any], kl: str) -> Table:
 
 
 def correlation_table(state: dict[str, Any], kl: str) -> Table:
+    """Each base metric's rho with each gain and its bootstrap interval, e.g. `+0.94 [+0.60, +1.00]`."""
     corr = state.get("correlations") or {}
-    rows = [[m, _rho(c["pass@1"]), _rho(c["pass@k"]), c["cells"]] for m, c in corr.items()]
+    rows = [
+        [
+            m,
+            *(_rho_with_interval(c[g], (c.get("interval") or {}).get(g)) for g in GAINS),
+            c["cells"],
+        ]
+        for m, c in corr.items()
+    ]
     return (
-        "Spearman rank correlation of each base metric with the RL gain",
+        "Spearman rank correlation of each base metric with the RL gain, "
+        f"{100 * LEVEL:.0f}% bootstrap interval over bases in brackets",
         ["base metric", "rho with gain in pass@1", f"rho with gain in {kl}", "cells"],
         rows,
     )
@@ -296,6 +347,12 @@ def correlation_table(state: dict[str, Any], kl: str) -> Table:
 def _rho(rho: float | None) -> str:
     """A rank correlation with its sign and 2 decimals, as the plots' titles and the headline show it."""
     return "n/a" if rho is None else f"{rho:+.2f}"
+
+
+def _rho_with_interval(rho: float | None, interval: Sequence[float] | None) -> str:
+    if rho is None or interval is None:
+        return _rho(rho)
+    return f"{_rho(rho)} [{_rho(interval[0])}, {_rho(interval[1])}]"
 
 
 def levels_table(state: dict[str, Any]) -> Table | None:
