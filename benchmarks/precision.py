@@ -32,6 +32,7 @@ from reasonlab.pretrain.trainer import masked_loss
 from reasonlab.sampling import generate
 from reasonlab.training.optim import make_optimizer
 from reasonlab.types import Problem
+from sampling import NoEosTokenizer
 
 OUT = Path(__file__).parent / "out" / "precision.json"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -40,12 +41,6 @@ SHAPES = [  # (d_model, layers, heads, batch) for training
     (256, 4, 4, 16),
     (512, 8, 8, 16),
 ]
-
-
-class NoEosTokenizer(CharTokenizer):
-    @property
-    def eos_id(self) -> int:
-        return -1
 
 
 def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:

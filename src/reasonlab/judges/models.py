@@ -375,7 +375,7 @@ def place(model: RewardModel, options: Mapping[str, Any]) -> RewardModel:
     """The reward model on the options' device; a tiny backbone (and its reference) computes in the
     options' dtype (models/precision.py), a Hugging Face one keeps the dtype it was saved in."""
     device = resolve_device(options.get("device"))
-    for body in (model.backbone, getattr(model, "reference", None)):
+    for body in (model.backbone, model.reference):
         if isinstance(body, Transformer):
             body.compute_dtype = tiny_dtype(options.get("dtype", "auto"), device, body.cfg.d_model)
     return model.to(device)

@@ -43,7 +43,7 @@ def resolve_device(name: str | torch.device | None) -> torch.device:
     return device
 
 
-def gpu_dtype(device: torch.device) -> torch.dtype:
+def gpu_dtype() -> torch.dtype:
     """bfloat16 on a GPU that supports it, else float16."""
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
@@ -51,7 +51,7 @@ def gpu_dtype(device: torch.device) -> torch.dtype:
 def hf_dtype(name: str, device: torch.device) -> torch.dtype:
     """A Hugging Face model's weights dtype: `auto` is the GPU's half type, float32 on CPU."""
     if name == "auto":
-        return gpu_dtype(device) if device.type == "cuda" else torch.float32
+        return gpu_dtype() if device.type == "cuda" else torch.float32
     return named_dtype(name)
 
 
@@ -60,7 +60,7 @@ def tiny_dtype(name: str, device: torch.device, d_model: int) -> torch.dtype:
     if name != "auto":
         return named_dtype(name)
     if device.type == "cuda":
-        return gpu_dtype(device)
+        return gpu_dtype()
     if device.type == "cpu" and d_model >= BF16_MIN_WIDTH and cpu_has_bf16():
         return torch.bfloat16
     return torch.float32
