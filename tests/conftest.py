@@ -109,3 +109,24 @@ def cli_device(device, monkeypatch) -> torch.device:
     if device.type == "cpu":
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     return device
+
+
+RAY_TEST_CPUS = 2
+RAY_TEST_STORE = 150 * 1024**2  # bytes: a small object store, as on a laptop
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """A real local Ray for this test session (started once, shut down at the end): 2 CPUs, no
+    dashboard, a small object store. Skips with the reason when Ray is not installed."""
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[dev]')")
+    if not ray.is_initialized():
+        ray.init(
+            num_cpus=RAY_TEST_CPUS,
+            include_dashboard=False,
+            object_store_memory=RAY_TEST_STORE,
+            log_to_driver=False,
+            configure_logging=False,
+        )
+    yield ray
+    ray.shutdown()

@@ -19,6 +19,7 @@ LAYERS = {
     **dict.fromkeys(CORE, 0),
     "tasks": 1,
     "training": 1,
+    "distributed": 1,
     "models": 2,
     "sampling": 3,
     "evaluate": 4,

@@ -299,6 +299,31 @@ class HFConfig(Strict):
     """Module names that get adapters (empty = every linear layer but the LM head)."""
 
 
+class RayConfig(Strict):
+    """What each role declares to Ray when reasonlab runs on it (`--ray`, rl.rollout_workers, rl.learners,
+    pretrain.learners; distributed/). Ray schedules a task or actor only on a node that has these
+    resources free, and torch in it uses `*_cpus` threads."""
+
+    task_cpus: float = Field(1.0, gt=0)
+    """CPUs each grid task declares: a sweep cell (with its compute-matched arm), a sufficiency level, a
+    control run."""
+    task_gpus: float = Field(0.0, ge=0)
+    """GPUs each grid task declares (fractions share a GPU)."""
+    task_retries: int = Field(1, ge=0)
+    """Times a grid task that raises or whose worker dies is retried before it is recorded as failed."""
+    rollout_cpus: float = Field(1.0, gt=0)
+    """CPUs each rollout worker declares."""
+    rollout_gpus: float = Field(0.0, ge=0)
+    """GPUs each rollout worker declares."""
+    learner_cpus: float = Field(1.0, gt=0)
+    """CPUs each data-parallel learner declares."""
+    learner_gpus: float = Field(0.0, ge=0)
+    """GPUs each data-parallel learner declares (1 each to train on GPUs, one per rank)."""
+    object_store_mb: int = Field(512, gt=0)
+    """Object store of a Ray that reasonlab starts itself (`--ray local`): Ray's own default takes 30% of
+    the memory, too much beside the models on a small machine; capped by the free space of /dev/shm."""
+
+
 class TrackingConfig(Strict):
     tensorboard: bool = False
     """Also write TensorBoard event files (needs the `tensorboard` package)."""
@@ -332,6 +357,7 @@ class RunConfig(Strict):
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     hf: HFConfig = Field(default_factory=HFConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
 
     def model_options(self) -> dict[str, Any]:
         """What `load_policy` needs to place and run any model of this run: the `hf` fields, with the

@@ -163,14 +163,32 @@ def rl_step(cfg: RunConfig, learner: Learner, task: Task, step: int) -> dict[str
     batch = make_batch(
         collected.groups, learner.policy.tokenizer.pad_id, mask_truncated=rc.overlong == "mask"
     )
+    sampler_logp = sampler_logprobs(
+        [r for g in collected.groups for r in g.rollouts], batch.completion_ids.shape[1]
+    )  # (B, L)
+    # 3-4. the update on this batch
+    metrics.update(learn(cfg, learner, batch, sampler_logp, step))
+    if colocated:
+        vllm_sampler.push_weights(learner.policy, step + 1)  # what the next step samples from
+    return {
+        **metrics,
+        **_timing(collected, time.perf_counter() - t, t0, metrics["rl/completion_tokens"]),
+    }
+
+
+def learn(
+    cfg: RunConfig, learner: Learner, batch: Batch, sampler_logp: torch.Tensor, step: int
+) -> dict[str, float]:
+    """The update of one step on its batch, and its metrics: the trainer's logprobs against the
+    sampler's `sampler_logp` (B, L), old / reference logprobs, values and advantages, then
+    num_iterations passes of minibatch updates. Raises Diverged (nothing applied) on a non-finite loss."""
+    rc = cfg.rl
     batch = batch.to(module_device(learner.policy))
     # 3. what stays fixed during the updates: the trainer's logprobs against the sampler's (mismatch
     # metrics, TIS weights), old / reference logprobs, values, advantages
     trainer_logp = _logprobs(learner.policy, batch, rc.temperature, rc.micro_batch_size)  # (B, L)
-    sampler_logp = sampler_logprobs(
-        [r for g in collected.groups for r in g.rollouts], batch.completion_ids.shape[1]
-    ).to(trainer_logp.device)  # (B, L)
-    metrics.update(mismatch_metrics(trainer_logp, sampler_logp, batch.completion_mask, rc.tis_cap))
+    sampler_logp = sampler_logp.to(trainer_logp.device)
+    metrics = dict(mismatch_metrics(trainer_logp, sampler_logp, batch.completion_mask, rc.tis_cap))
     is_weights = (
         None
         if rc.tis_cap is None
@@ -193,7 +211,7 @@ def rl_step(cfg: RunConfig, learner: Learner, task: Task, step: int) -> dict[str
     stats: list[dict[str, float]] = []
     for iteration in range(rc.num_iterations):
         for rows in minibatch_rows(
-            len(collected.groups),
+            len(batch.group) // rc.group_size,
             rc.group_size,
             rc.minibatches,
             round_seed(cfg.seed, step, 1000 + iteration),
@@ -203,13 +221,7 @@ def rl_step(cfg: RunConfig, learner: Learner, task: Task, step: int) -> dict[str
             )
             if learner.critic is not None:
                 stats[-1].update(critic_update(learner, batch, rows, returns, old_values, rc))
-    if colocated:
-        vllm_sampler.push_weights(learner.policy, step + 1)  # what the next step samples from
-    metrics.update({k: sum(s[k] for s in stats) / len(stats) for k in stats[0]})
-    return {
-        **metrics,
-        **_timing(collected, time.perf_counter() - t, t0, metrics["rl/completion_tokens"]),
-    }
+    return metrics | {k: sum(s[k] for s in stats) / len(stats) for k in stats[0]}
 
 
 def advantage_params(rc: RLConfig) -> AdvantageParams:
