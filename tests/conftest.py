@@ -122,6 +122,7 @@ def ray_local():
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[dev]')")
     if not ray.is_initialized():
         ray.init(
+            address="local",
             num_cpus=RAY_TEST_CPUS,
             include_dashboard=False,
             object_store_memory=RAY_TEST_STORE,

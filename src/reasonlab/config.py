@@ -94,6 +94,10 @@ class PretrainConfig(Strict):
     """Steps between held-out loss evaluations."""
     checkpoint_every: int = Field(100, gt=0)
     """Steps between checkpoints (written atomically; a rerun resumes from the last)."""
+    learners: int = Field(1, gt=0)
+    """Data-parallel learners: above 1, each step runs on that many Ray actors (ray.learner_cpus /
+    learner_gpus each; gloo on CPUs, NCCL on GPUs), each on batch_size / learners rows, their gradients
+    summed: the same step as one learner's. Must divide batch_size."""
 
     @field_validator("levels")
     @classmethod
@@ -131,6 +135,10 @@ class EvalConfig(Strict):
 
 
 class RLConfig(Strict):
+    model_config = ConfigDict(
+        validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
+    )
+
     steps: int = Field(100, ge=0)
     """RL optimizer steps after pretraining (0 skips RL in `reasonlab run`)."""
     task_knobs: dict[str, Any] = Field(default_factory=dict)
@@ -215,6 +223,12 @@ class RLConfig(Strict):
     """GAE lambda."""
     checkpoint_every: int = Field(25, gt=0)
     """RL steps between checkpoints (a rerun resumes from the last)."""
+    learners: int = Field(1, gt=0)
+    """Data-parallel learners for the update: above 1, it runs on that many Ray actors (ray.learner_cpus
+    / learner_gpus each; gloo on CPUs, NCCL on GPUs), each on its share of every minibatch with the
+    whole minibatch's loss weights, their gradients summed: the same update as one learner's. Sampling
+    stays in this process, which gets rank 0's weights after each update. Must divide every minibatch
+    (prompts_per_step x group_size / minibatches sequences)."""
     tis_cap: float | None = Field(None, gt=0)
     """Truncated importance sampling (Yao et al. 2025, verl's and TRL's TIS): weight each token's policy
     loss by min(pi_old / pi_sampler, tis_cap), where pi_old is the trainer's probability of the token
@@ -223,6 +237,15 @@ class RLConfig(Strict):
     judge: str | None = None
     """A learned judge for the `judge` reward and the hacking-gap metrics: `prm` or `orm` (the judges the
     main job trained in its run folder) or a judge folder written by `reasonlab judge train`."""
+    rollout_workers: int = Field(0, ge=0)
+    """Ray actors that sample each step's rollouts (rl/rollout_workers.py), each holding a copy of the
+    policy and sampling a contiguous share of the prompts with `ray.rollout_cpus` / `ray.rollout_gpus`;
+    the weights are published to them after every update. The same seed gives the same rollouts as
+    sampling in this process (0, the default). Needs the builtin sampler."""
+    async_: bool = Field(False, alias="async")
+    """`async` in YAML and --set: the rollout workers sample step t+1 while step t updates (one step
+    off-policy); the policy loss's ratio is then taken against the sampler's log-probs (the behaviour
+    policy) and `rollout/staleness` logs the lag. Needs rl.rollout_workers >= 1."""
 
 
 class JudgeConfig(Strict):
@@ -461,10 +484,11 @@ def _check_path(parts: list[str], item: str) -> None:
     for i, part in enumerate(parts):
         if model is None:
             return
-        field = model.model_fields.get(part)
+        fields = {f.alias or name: f for name, f in model.model_fields.items()}  # YAML keys
+        field = fields.get(part) or model.model_fields.get(part)
         if field is None:
             prefix = ".".join(parts[:i]) or "config"
-            known = ", ".join(model.model_fields)
+            known = ", ".join(fields)
             raise ConfigError(
                 f"unknown --set key {'.'.join(parts[: i + 1])!r} ({prefix} has: {known})"
             )

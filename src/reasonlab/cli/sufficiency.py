@@ -3,15 +3,21 @@ level, with a plain-language verdict (evaluate/verdict.py) and a report (reports
 
 Writes <out>/sufficiency.json, sufficiency.md, sufficiency.html and plots/. Bad input (unknown task or
 knob, a model that cannot be loaded or cannot sample the task, an output folder that already holds a
-result) is one line and exit code 2, before anything is written. Usage:
+result) is one line and exit code 2, before anything is written. With `--ray` (or RAY_ADDRESS) each level's
+sampling and each random-reward control run is a Ray task (the run config's ray.task_cpus / task_gpus),
+loading the model from its folder on its node (a folder every node sees at the same path); the judge
+scores the samples in this process. A job that still fails after its retries is one line and exit code 1,
+once the others have finished, and nothing is written. Usage:
 
     reasonlab sufficiency --model runs/default                         # -> runs/sufficiency/default_arith
     reasonlab sufficiency --model runs/default --levels 3,5,7 -n 64 --judge runs/default/judges/prm
+    reasonlab sufficiency --model runs/default --levels 3,5,7 --ray local --ray-cpus 4
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
@@ -28,6 +34,7 @@ from reasonlab.cli.common import (
     resolve_model,
     task_knobs,
 )
+from reasonlab.cli.ray_options import RayCpusOpt, RayOpt
 from reasonlab.config import RunConfig, SufficiencySettings
 from reasonlab.errors import ConfigError, ReasonlabError
 
@@ -78,6 +85,8 @@ def sufficiency(
         help="Where benchmark files live "
         "(default: $REASONLAB_DATA_DIR, else the files shipped with reasonlab).",
     ),
+    ray: Optional[str] = RayOpt,
+    ray_cpus: Optional[int] = RayCpusOpt,
 ) -> None:
     """Is this base sufficient for RL? Measured per difficulty level, with a verdict.
 
@@ -85,6 +94,8 @@ def sufficiency(
     process validity, a random-reward control and diversity.
     """
     from reasonlab.config import load_config
+    from reasonlab.distributed.cluster import connect
+    from reasonlab.distributed.grid import JobsFailed
     from reasonlab.experiments.sufficiency import CannotSample, level_task, run_sufficiency
     from reasonlab.fileio import write_text_atomic
     from reasonlab.models import load_policy
@@ -145,22 +156,28 @@ def sufficiency(
         f"[bold]reasonlab sufficiency[/] {model_dir} on {task_name}, levels "
         f"{', '.join(str(lv) for lv in level_list if lv is not None) or 'as given'} -> {out}"
     )
-    result = _as_option(
-        "--model",  # run_sufficiency first checks that the model can sample every level
-        CannotSample,
-        run_sufficiency,
-        policy,
-        task_name,
-        knobs,
-        level_list,
-        settings,
-        the_judge,
-        run.seed,
-        rl_config=cfg,
-        base_dir=model_dir,
-        main_level=main,
-        say=lambda m: console.print(f"  {m}"),
-    )
+    with connect(ray, ray_cpus, cfg.ray.object_store_mb) as on_ray:
+        try:
+            result = _as_option(
+                "--model",  # run_sufficiency first checks that the model can sample every level
+                CannotSample,
+                run_sufficiency,
+                policy,
+                task_name,
+                knobs,
+                level_list,
+                settings,
+                the_judge,
+                run.seed,
+                rl_config=cfg,
+                base_dir=model_dir,
+                main_level=main,
+                say=lambda m: console.print(f"  {m}"),
+                ray=cfg.ray if on_ray else None,
+            )
+        except JobsFailed as err:
+            print(f"error: {err}", file=sys.stderr)
+            raise SystemExit(1) from None
     result = {"model": str(model_dir), **result}
     out.mkdir(parents=True, exist_ok=True)
     write_sufficiency_report(result, out)

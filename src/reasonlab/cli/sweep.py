@@ -4,9 +4,15 @@ protocol and relate the RL gain to each base's sufficiency metrics (experiments/
 Progress is printed per cell (cell i of n, its name, the time since the sweep started); at the end a
 table of the cells and the rank correlations, and the report's path. A bad sweep file is one line and
 exit code 2 before anything is written; a cell that fails is recorded and the others run, and the
-command then exits with code 1. Usage:
+command then exits with code 1. With `--ray` (or RAY_ADDRESS) the unfinished cells run as Ray tasks, as
+many at once as the cluster holds (each declares its config's ray.task_cpus / ray.task_gpus, settable with
+the sweep file's `set:`); one line is printed as each is submitted and as each finishes, without progress
+bars. An address nobody answers, or a request no node can hold, is one line and exit code 2 in seconds,
+before anything is written. Usage:
 
     reasonlab sweep --config configs/sweep.yaml --quick --out runs/sweep-quick
+    reasonlab sweep --config configs/sweep.yaml --ray local --ray-cpus 4
+    reasonlab sweep --config configs/sweep.yaml --ray 10.0.0.5:6379 --out /shared/sweeps/scale
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import typer
 from rich.table import Table
 
 from reasonlab.cli.common import JUDGE_BAR, PRETRAIN_BAR, RL_BAR, console, progress
+from reasonlab.cli.ray_options import RayCpusOpt, RayOpt
 
 
 def sweep(
@@ -32,10 +39,14 @@ def sweep(
         None,
         "--out",
         "-o",
-        help="Sweep folder (default: runs/<name>, runs/<name>-quick with --quick).",
+        help="Sweep folder (default: runs/<name>, runs/<name>-quick with --quick; on a cluster, a "
+        "folder every node sees at the same path).",
     ),
+    ray: Optional[str] = RayOpt,
+    ray_cpus: Optional[int] = RayCpusOpt,
 ) -> None:
     """A grid of bases x the same RL recipe: RL gain against each base metric (resumable)."""
+    from reasonlab.distributed.cluster import connect
     from reasonlab.experiments.sweep import run_sweep
     from reasonlab.experiments.sweep_plan import load_plan
 
@@ -45,7 +56,8 @@ def sweep(
         f"[bold]reasonlab sweep[/] {plan.sweep.name}{' --quick' if quick else ''}: "
         f"{len(plan.cells)} cell{'s' * (len(plan.cells) != 1)} -> {out}"
     )
-    state = run_sweep(plan, out, say=console.print, job_hooks=_bars)
+    with connect(ray, ray_cpus, plan.cells[0].config.ray.object_store_mb) as on_ray:
+        state = run_sweep(plan, out, say=console.print, job_hooks=_bars, on_ray=on_ray)
     print_results(state)
     console.print(f"report: {out / 'sweep.html'}  ({out / 'sweep.md'}, {out / 'sweep.json'})")
     failed = [r["name"] for r in state["cells"] if r["status"] == "failed"]

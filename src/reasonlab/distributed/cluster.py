@@ -22,6 +22,7 @@ declared. Usage:
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -97,7 +98,13 @@ def start_local(num_cpus: int | None, object_store_mb: int) -> None:
     ray = import_ray()
     if num_cpus is not None and num_cpus < 1:
         raise ConfigError(f"--ray-cpus: must be at least 1, got {num_cpus}")
+    # Ray 2.60 turns on token authentication for a new local instance and says so on stderr; the
+    # notice would be a second line beside every one-line error of a command.
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+        logging.ERROR
+    )
     ray.init(
+        address="local",  # a new instance, never a cluster some `ray start` left running
         num_cpus=num_cpus or os.cpu_count() or 1,
         include_dashboard=False,
         object_store_memory=object_store_bytes(object_store_mb),
@@ -170,6 +177,21 @@ def check_fits_a_node(request: dict[str, float], field: str, count: int = 1) -> 
         raise ConfigError(
             f"{field}: {count} x ({_text(wanted)}) do not fit in the Ray cluster at once "
             f"(room for {fits})"
+        )
+
+
+def check_gpus_declared(device: str, gpus: float, field: str) -> None:
+    """ConfigError naming `field` when the run's `device` is a GPU here (cuda, or auto on a machine with
+    one) but the Ray workers that compute for it declare no GPU: Ray would hide every GPU from them and
+    they would compute on the CPU without a word."""
+    import torch
+
+    wants_gpu = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if wants_gpu and gpus <= 0:
+        raise ConfigError(
+            f"{field}: the run computes on {'a GPU' if device == 'auto' else device} but these Ray "
+            f"workers declare no GPU and would run on the CPU; set {field} (1 for a GPU each), or "
+            "device: cpu"
         )
 
 

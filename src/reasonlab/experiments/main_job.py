@@ -40,12 +40,14 @@ Progress = Callable[[str], None]
 def validate(cfg: RunConfig) -> None:
     """Fail fast on a config that cannot run (unknown task or knob, bad mixture), before any write."""
     from reasonlab.pretrain.corpus import corpus_mixture, level_tasks
+    from reasonlab.pretrain.trainer import validate_pretrain
     from reasonlab.rl.trainer import validate_rl
 
     task = get_task(cfg.task.name, **cfg.task.knobs)
     corpus_mixture(cfg).validate_for(task)
     for level_task in level_tasks(task, cfg.pretrain.levels).values():
         corpus_mixture(cfg).validate_for(level_task)
+    validate_pretrain(cfg)
     validate_rl(cfg)
     options = cfg.model_options()
     resolve_device(options["device"])  # a GPU asked for where torch sees none

@@ -18,6 +18,11 @@ Departures from the papers:
 - Only the first `best_of` samples of each problem are judged (not all n), so the
   generation-verification gap compares best-of-N with pass@1 and pass@N of the same N samples.
 
+The levels' sampling and the two control runs are independent jobs (distributed/grid.py): one after the
+other here, or with `ray=` (`reasonlab sufficiency --ray`) Ray tasks that load the model from its folder
+on their node and run side by side; the judge then scores every level's samples in this process. The
+result has the same fields either way (`time.sample_s` and `control_s` sum the jobs' own seconds).
+
 Usage:
 
     reasonlab sufficiency --model runs/default            # -> runs/sufficiency/default_arith/
@@ -33,7 +38,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from reasonlab.config import RunConfig, SufficiencySettings, config_from_dict
+from reasonlab.config import RayConfig, RunConfig, SufficiencySettings, config_from_dict
+from reasonlab.distributed.cluster import check_gpus_declared
+from reasonlab.distributed.grid import Job, Resources, run_all
 from reasonlab.errors import ConfigError
 from reasonlab.evaluate.runner import SamplingParams, evaluate_policy
 from reasonlab.evaluate.sufficiency import edge_of_competence, level_metrics, selection_metrics
@@ -98,12 +105,16 @@ def run_sufficiency(
     base_dir: Path | None = None,
     main_level: int | None = None,
     say: Callable[[str], None] = lambda msg: None,
+    ray: RayConfig | None = None,
 ) -> dict[str, Any]:
     """Measure every level, score the first `best_of` samples with `judge`, run the random-reward
     control at the main level (when `rl_config`, a RunConfig, is given and control_steps > 0), and
     return the result with its verdict. `levels` are difficulty-knob values ([None]: the task as given);
     the main level is `main_level`, else the first. evaluate_policy keeps the first `best_of` sample
-    texts per problem (keep_samples) and only those are judged; the result keeps no sample text."""
+    texts per problem (keep_samples) and only those are judged; the result keeps no sample text.
+    `ray` (the run's ray section): each level's sampling and each control run is a Ray task of the Ray
+    this process is connected to (distributed/grid.py), loading the model from `base_dir` on its node;
+    the judge scores the samples here. Without it they run here one after the other."""
     s = settings
     main = main_level if main_level is not None else levels[0]
     tasks = {level: level_task(task_name, knobs, level) for level in levels}
@@ -133,7 +144,15 @@ def run_sufficiency(
         "coverage": {},
         "judge": {"name": getattr(judge, "name", "judge"), "levels": {}},
     }
-    times = {"sample_s": 0.0, "judge_s": 0.0, "control_s": 0.0}
+    # the model each job samples or trains: its folder when there is one (loaded on the Ray node, or
+    # fresh for a control here), else the live model (a copy of it on Ray); sampling here uses it as it is
+    saved: Policy | Path = base_dir if base_dir is not None else policy
+    sampled = saved if ray is not None else policy
+    resources = Resources.of(ray) if ray is not None else Resources()
+    if ray is not None:
+        check_gpus_declared((rl_config or RunConfig()).device, ray.task_gpus, "ray.task_gpus")
+    folder = base_dir if ray is not None else None  # checked on each Ray node
+    options = (rl_config or RunConfig()).model_options()
     params = SamplingParams(
         n=s.n,
         seed=seed,
@@ -142,11 +161,36 @@ def run_sufficiency(
         max_new_tokens=s.max_new_tokens,
         batch_size=s.batch_size,
     )
-    for level, task in tasks.items():
-        say(f"level {level}: {s.n_problems} problems x {s.n} samples")
-        t = time.perf_counter()
-        ev = evaluate_policy(policy, task, problems[level], params, keep_samples=s.best_of)
-        times["sample_s"] += time.perf_counter() - t
+    jobs = [
+        Job(
+            f"level {level}: {s.n_problems} problems x {s.n} samples",
+            sample_level,
+            (sampled, options, task_name, knobs, level, problems[level], params, s.best_of),
+            resources,
+            folder,
+        )
+        for level in levels
+    ]
+    rewards = ("outcome", "random") if control_cfg is not None else ()
+    jobs += [
+        Job(
+            f"control: {s.control_steps} GRPO steps with the {reward} reward",
+            control_run,
+            (saved, control_cfg(reward), task_name, main_knobs, problems[main], s, seed),
+            resources,
+            folder,
+        )
+        for reward in rewards
+        if control_cfg is not None
+    ]
+    done = run_all(jobs, ray is not None, say)
+    samples, controls = done[: len(levels)], dict(zip(rewards, done[len(levels) :]))
+    times = {
+        "sample_s": sum(seconds for _, seconds in samples),  # on Ray, the levels' times overlap
+        "judge_s": 0.0,
+        "control_s": sum(c["seconds"] for c in controls.values()),
+    }
+    for level, (ev, _) in zip(levels, samples):
         records = ev["problems"]
         result["levels"][_key(level)] = level_metrics(records, s.n)
         result["coverage"][_key(level)] = [
@@ -173,13 +217,8 @@ def run_sufficiency(
     result["edge_of_competence"] = (
         edge_of_competence(result["levels"], s.n) if None not in levels else None
     )
-    if control_cfg is not None:
-        t = time.perf_counter()
-        base_p1 = result["levels"][_key(main)]["pass@1"]
-        result["control"] = random_reward_control(
-            policy, control_cfg, tasks[main], problems[main], s, seed, base_p1, base_dir, say
-        )
-        times["control_s"] = time.perf_counter() - t
+    if controls:
+        result["control"] = control_result(controls, s, result["levels"][_key(main)]["pass@1"])
     result["time"] = {
         **{k: round(v, 1) for k, v in times.items()},
         "total_s": round(time.perf_counter() - t0, 1),
@@ -189,24 +228,48 @@ def run_sufficiency(
     return result
 
 
-def random_reward_control(
-    policy: Policy,
-    control_cfg: Callable[[str], RunConfig],
-    task: Task,
+def _load(source: Policy | Path, options: Mapping[str, Any]) -> Policy:
+    """The model of a job: loaded from its folder, or a copy of the live one (the caller's stays as it is)."""
+    if isinstance(source, Path):
+        return load_policy(source, options=dict(options))
+    return copy.deepcopy(source)
+
+
+def sample_level(
+    source: Policy | Path,
+    options: Mapping[str, Any],
+    task_name: str,
+    knobs: Mapping[str, Any],
+    level: int | None,
+    problems: Sequence[Problem],
+    params: SamplingParams,
+    keep: int,
+) -> tuple[dict[str, Any], float]:
+    """One level's evaluation (evaluate_policy, the first `keep` sample texts per problem kept) and its
+    seconds. A live `source` is sampled as it is (sampling leaves it unchanged)."""
+    policy = source if not isinstance(source, Path) else _load(source, options)
+    t = time.perf_counter()
+    ev = evaluate_policy(policy, level_task(task_name, knobs, level), problems, params, keep)
+    return ev, time.perf_counter() - t
+
+
+def control_run(
+    source: Policy | Path,
+    cfg: RunConfig,
+    task_name: str,
+    knobs: Mapping[str, Any],
     problems: Sequence[Problem],
     settings: SufficiencySettings,
     seed: int,
-    base_pass_1: float,
-    base_dir: Path | None,
-    say: Callable[[str], None] = lambda msg: None,
 ) -> dict[str, Any]:
-    """Two GRPO runs of `control_steps` from the same base and seed, rewarded by the verifier and by a
-    fair coin, trained in a temporary folder; pass@1 of each on `problems` and its gain over the base."""
-    out: dict[str, Any] = {
-        "steps": settings.control_steps,
-        "samples": settings.control_samples,
-        "base_pass@1": base_pass_1,
-    }
+    """One run of the random-reward control: `control_steps` GRPO steps of `cfg` (one reward) from the
+    base, trained in a temporary folder; pass@1 of the trained model on `problems`, the per-step mean
+    reward and pass rate, and its seconds."""
+    t = time.perf_counter()
+    fresh = _load(source, cfg.model_options())
+    with tempfile.TemporaryDirectory(prefix="reasonlab-control-") as tmp:
+        trained = train_rl(cfg, Path(tmp), Path(tmp) / "base", policy=fresh)
+        rows = [r for r in read_metrics(Path(tmp) / "metrics.jsonl") if "reward/mean" in r]
     params = SamplingParams(
         n=settings.control_samples,
         seed=seed,
@@ -215,25 +278,32 @@ def random_reward_control(
         max_new_tokens=settings.max_new_tokens,
         batch_size=settings.batch_size,
     )
-    for reward in ("outcome", "random"):
-        say(f"control: {settings.control_steps} GRPO steps with the {reward} reward")
-        cfg = control_cfg(reward)
-        fresh = (
-            load_policy(base_dir, options=cfg.model_options())
-            if base_dir is not None
-            else copy.deepcopy(policy)
-        )
-        with tempfile.TemporaryDirectory(prefix="reasonlab-control-") as tmp:
-            trained = train_rl(cfg, Path(tmp), Path(tmp) / "base", policy=fresh)
-            rows = [r for r in read_metrics(Path(tmp) / "metrics.jsonl") if "reward/mean" in r]
-        p1 = evaluate_policy(trained, task, problems, params, keep_samples=0)["summary"]["pass@1"]
+    task = get_task(task_name, **knobs)
+    p1 = evaluate_policy(trained, task, problems, params, keep_samples=0)["summary"]["pass@1"]
+    return {
+        "pass@1": p1,
+        "reward": [r["reward/mean"] for r in rows],
+        "pass_rate": [r["rl/pass_rate"] for r in rows],
+        "seconds": time.perf_counter() - t,
+    }
+
+
+def control_result(
+    runs: Mapping[str, dict[str, Any]], settings: SufficiencySettings, base_pass_1: float
+) -> dict[str, Any]:
+    """The random-reward control of the result: each run's pass@1 and its gain over the base."""
+    out: dict[str, Any] = {
+        "steps": settings.control_steps,
+        "samples": settings.control_samples,
+        "base_pass@1": base_pass_1,
+    }
+    for reward, run in runs.items():
         out[reward] = {
-            "pass@1": p1,
-            "gain": p1 - base_pass_1,
-            "reward": [r["reward/mean"] for r in rows],
-            "pass_rate": [r["rl/pass_rate"] for r in rows],
+            "pass@1": run["pass@1"],
+            "gain": run["pass@1"] - base_pass_1,
+            "reward": run["reward"],
+            "pass_rate": run["pass_rate"],
         }
-        del trained, fresh
     out["outcome_gain"], out["random_gain"] = out["outcome"]["gain"], out["random"]["gain"]
     return out
 

@@ -5,7 +5,9 @@ stream, read as random windows that are a pure function of (seed, step). By defa
 covers solution tokens only (the prompts are random numbers that no model can predict);
 `loss_on_prompt` restores plain language-model training. AdamW, linear warm-up then
 cosine decay, global gradient clipping. Departs from nanoGPT's train.py only in the packing of
-short documents and the loss mask. Usage:
+short documents and the loss mask. With `pretrain.learners` > 1 each step runs on that many Ray
+actors, each on its share of the batch's rows (pretrain/data_parallel.py): the same step as one
+learner's, to float rounding. Usage:
 
     reasonlab pretrain --config configs/default.yaml --out runs/base
 
@@ -14,6 +16,7 @@ short documents and the loss mask. Usage:
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,21 +26,72 @@ import torch
 import torch.nn.functional as F
 
 from reasonlab.config import RunConfig
-from reasonlab.errors import RunFolderError
+from reasonlab.distributed.cluster import check_gpus_declared
+from reasonlab.distributed.data_parallel import LOCAL, Shard, check_learners_fit
+from reasonlab.errors import ConfigError, RunFolderError
 from reasonlab.models import CharTokenizer, TinyPolicy, TransformerConfig, save_policy
 from reasonlab.models.precision import resolve_device, tiny_dtype
 from reasonlab.pretrain.corpus import TokenStream, build_stream, get_batch
+from reasonlab.pretrain.data_parallel import data_parallel
 from reasonlab.tasks import get_task
 from reasonlab.training.checkpointing import TrainState, latest_state, save_state
 from reasonlab.training.optim import lr_at, make_optimizer
 from reasonlab.training.tracking import MetricsLogger, truncate_after
 
 
-def masked_loss(logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over learned positions. logits (B, T, V), targets (B, T), weight (B, T)."""
+def masked_loss(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    weight: torch.Tensor,
+    total: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Mean cross-entropy over learned positions. logits (B, T, V), targets (B, T), weight (B, T); the
+    sum is divided by `total` (default: weight's own sum), the whole batch's weight when these rows are
+    one learner's share of it."""
     nll = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none")  # (B*T,)
     w = weight.flatten()
-    return (nll * w).sum() / w.sum().clamp(min=1.0)
+    return (nll * w).sum() / (w.sum() if total is None else total).clamp(min=1.0)
+
+
+def train_step(
+    policy: TinyPolicy,
+    opt: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    w: torch.Tensor,
+    grad_clip: float,
+    shard: Shard = LOCAL,
+) -> tuple[float, float]:
+    """One optimizer step on the batch x, y, w (B, T): the batch's loss and the gradient norm before
+    clipping. A non-finite loss returns before any gradient is applied. With several learners
+    (`shard`) this rank's rows, their loss divided by the whole batch's weight; the losses and the
+    gradients summed across ranks before the clip make it the same step as one learner's."""
+    rows = shard.part(len(x))
+    loss = masked_loss(policy.logits(x[rows]), y[rows], w[rows], total=w.sum())
+    value = shard.sum({"loss": loss.item()})["loss"]
+    if not math.isfinite(value):
+        return value, math.nan
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    shard.all_reduce_grads(policy.module)
+    grad_norm = torch.nn.utils.clip_grad_norm_(policy.module.parameters(), grad_clip)
+    opt.step()
+    return value, float(grad_norm)
+
+
+def validate_pretrain(cfg: RunConfig) -> None:
+    """ConfigError naming pretrain.learners when the learners do not divide the batch or cannot all run
+    on the Ray cluster at once (that check joins or starts Ray)."""
+    pc = cfg.pretrain
+    if pc.learners == 1:
+        return
+    if pc.batch_size % pc.learners:
+        raise ConfigError(
+            f"pretrain.learners: {pc.learners} learners do not divide pretrain.batch_size "
+            f"({pc.batch_size}); each learner takes an equal share of the rows"
+        )
+    check_gpus_declared(cfg.device, cfg.ray.learner_gpus, "ray.learner_gpus")
+    check_learners_fit(cfg.ray, pc.learners, "pretrain.learners")
 
 
 def total_steps(cfg: RunConfig) -> int:
@@ -56,6 +110,7 @@ def pretrain(
 ) -> TinyPolicy:
     """Train a base model as `cfg` says, in `run_dir`; resumes from its last checkpoint if there is one."""
     pc = cfg.pretrain
+    validate_pretrain(cfg)
     policy, opt = new_model(cfg)
     ckpt_dir = run_dir / "checkpoints" / "pretrain"
     resumed = latest_state(ckpt_dir, policy.module, opt)
@@ -87,6 +142,7 @@ def continue_pretraining(
     cosine decay to the base's final learning rate. Writes `run_dir`/model; resumes from
     `run_dir`/checkpoints/pretrain. RunFolderError if the base's pretraining has not finished."""
     pc = cfg.pretrain
+    validate_pretrain(cfg)
     policy, opt = new_model(cfg)
     ckpt_dir = run_dir / "checkpoints" / "pretrain"
     base_steps = total_steps(cfg)
@@ -149,7 +205,9 @@ def train_steps(
     ckpt_dir: Path,
     on_step: Callable[[int, int, dict[str, float]], None] | None,
 ) -> None:
-    """The training loop: the schedule's steps on the task corpus, with metrics, held-out loss and checkpoints."""
+    """The training loop: the schedule's steps on the task corpus, with metrics, held-out loss and
+    checkpoints. With pretrain.learners > 1 the steps run on the learners and the driver's `policy` and
+    `opt` get rank 0's state before each held-out loss and checkpoint, and at the end."""
     pc = cfg.pretrain
     task = get_task(cfg.task.name, **cfg.task.knobs)
     tok = policy.tokenizer
@@ -162,7 +220,11 @@ def train_steps(
     steps = schedule.steps
     tokens_per_step = pc.batch_size * pc.seq_len
     module.train()
-    with MetricsLogger(metrics_path, run_dir / "tb" if cfg.tracking.tensorboard else None) as log:
+    tb = run_dir / "tb" if cfg.tracking.tensorboard else None
+    with (
+        MetricsLogger(metrics_path, tb) as log,
+        data_parallel(cfg, policy, opt, new_model, train_step) as learners,
+    ):
         t_last, window_steps = time.perf_counter(), 0
         for step in range(schedule.start, steps):
             lr = schedule.lr(step)
@@ -171,25 +233,28 @@ def train_steps(
             x, y, w = get_batch(
                 train, pc.batch_size, pc.seq_len, cfg.seed, schedule.batch_offset + step
             )
-            x, y, w = x.to(device), y.to(device), w.to(device)
-            loss = masked_loss(policy.logits(x), y, w)
-            if not torch.isfinite(loss):
+            if learners is None:
+                x, y, w = x.to(device), y.to(device), w.to(device)
+                loss, grad_norm = train_step(policy, opt, x, y, w, pc.grad_clip)
+            else:  # on the learners, each on its rows
+                loss, grad_norm = learners.step(x, y, w, lr)
+            if not math.isfinite(loss):
                 raise FloatingPointError(
-                    f"pretraining diverged at step {step + 1} (loss {loss.item()}); "
+                    f"pretraining diverged at step {step + 1} (loss {loss}); "
                     f"the last good checkpoint is kept in {ckpt_dir}"
                 )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(module.parameters(), pc.grad_clip)
-            opt.step()
             window_steps += 1
             done = step + 1
-            row = {"train/loss": loss.item(), "train/lr": lr, "train/grad_norm": float(grad_norm)}
+            row = {"train/loss": loss, "train/lr": lr, "train/grad_norm": grad_norm}
             if done % 10 == 0 or done == steps:
                 now = time.perf_counter()
                 row["train/tokens_per_s"] = window_steps * tokens_per_step / (now - t_last)
                 t_last, window_steps = now, 0
-            if done % pc.eval_every == 0 or done == steps:
+            evaluate = done % pc.eval_every == 0 or done == steps
+            save = done % pc.checkpoint_every == 0 or done == steps
+            if learners is not None and (evaluate or save):
+                learners.pull(policy, opt)  # rank 0's weights and optimizer state
+            if evaluate:
                 row["eval/loss"] = held_out_loss(
                     policy, held_out, pc.batch_size, pc.seq_len, cfg.seed
                 )
@@ -198,7 +263,7 @@ def train_steps(
             log.log(row, step=done)
             if on_step is not None:
                 on_step(done, steps, row)
-            if done % pc.checkpoint_every == 0 or done == steps:
+            if save:
                 save_state(ckpt_dir, TrainState(step=done), module, opt)
     module.eval()
 

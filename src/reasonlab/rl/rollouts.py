@@ -1,7 +1,8 @@
 """One RL step's data: sample a group of completions per prompt, judge them, pack them into tensors.
 
 `collect` draws `prompts_per_step` training prompts (a pure function of (seed, step, round)), samples
-`group_size` completions of each with the builtin sampler, judges every completion with the task
+`group_size` completions of each (with `sampling.generate` on the policy, or the `sample` function it is
+given: the rollout workers' `generate`, rl/rollout_workers.py), judges every completion with the task
 verifier and scores it with the configured reward mix. With DAPO dynamic sampling, groups whose
 rewards are all equal (no learning signal under a group baseline) are dropped and further prompts
 are drawn, up to `max_refill_rounds` extra rounds; the step then trains on the groups it kept.
@@ -18,8 +19,10 @@ keeps each group's prompt once, for the forward that computes a shared prompt on
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
+from functools import partial
+from typing import Any
 
 import numpy as np
 import torch
@@ -102,26 +105,45 @@ def round_seed(seed: int, step: int, round_: int) -> int:
     return int(np.random.SeedSequence([seed, step, round_]).generate_state(1)[0])
 
 
+Sampler = Callable[..., list[Rollout]]  # (problems, n, seed, **sampling_kwargs) -> rollouts
+
+
+def draw_prompts(
+    task: Task, rc: RLConfig, seed: int, step: int, round_: int
+) -> tuple[list[Problem], int]:
+    """The prompts of one round of a step and the seed that samples their completions."""
+    s = round_seed(seed, step, round_)
+    return task.sample("train", rc.prompts_per_step, s), s
+
+
+def sampling_kwargs(rc: RLConfig, n_problems: int) -> dict[str, Any]:
+    """The keyword arguments of `generate` for one round of `n_problems` prompts (one batch)."""
+    return {
+        "max_new_tokens": rc.max_new_tokens,
+        "temperature": rc.temperature,
+        "top_p": rc.top_p,
+        "batch_size": n_problems * rc.group_size,
+    }
+
+
 def collect(
-    policy: object, task: Task, rc: RLConfig, seed: int, step: int, judge: Judge | None = None
+    policy: object,
+    task: Task,
+    rc: RLConfig,
+    seed: int,
+    step: int,
+    judge: Judge | None = None,
+    sample: Sampler | None = None,
 ) -> Collected:
-    """Sample and judge groups for one step (refilling dropped groups when dynamic sampling is on)."""
+    """Sample and judge groups for one step (refilling dropped groups when dynamic sampling is on);
+    `sample` (default: `sampling.generate` on `policy`) draws the completions."""
+    sample = sample if sample is not None else partial(generate, policy)
     out = Collected(groups=[], sampled=[])
     rounds = 1 + (rc.max_refill_rounds if rc.dynamic_sampling else 0)
     for round_ in range(rounds):
-        s = round_seed(seed, step, round_)
-        problems = task.sample("train", rc.prompts_per_step, s)
+        problems, s = draw_prompts(task, rc, seed, step, round_)
         t = time.perf_counter()
-        rollouts = generate(
-            policy,
-            problems,
-            rc.group_size,
-            s,
-            max_new_tokens=rc.max_new_tokens,
-            temperature=rc.temperature,
-            top_p=rc.top_p,
-            batch_size=len(problems) * rc.group_size,
-        )
+        rollouts = sample(problems, rc.group_size, s, **sampling_kwargs(rc, len(problems)))
         out.sample_s += time.perf_counter() - t
         t = time.perf_counter()
         g = rc.group_size

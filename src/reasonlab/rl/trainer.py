@@ -20,6 +20,17 @@ aggregation (`rl.aggregation`) and KL placement (`rl.kl_in`), all by name from r
 - With `rl.judge` a learned reward model scores every completion: its score is the `judge` reward
   (alone or mixed with the verifier's), and `hack/*` metrics compare it with the verifier's truth
   on the same completions at every step, so a policy that learns to fool its judge shows.
+- With `rl.rollout_workers` the rollouts are sampled by Ray actors (rl/rollout_workers.py), the same
+  rollouts as in this process; the weights are published to them after every step. With `rl.async`
+  step t+1's first draw is sampled during step t's update, by the weights before it (one step
+  off-policy, `rollout/staleness` 1): the policy loss's ratio is then pi / pi_sampler, the behaviour
+  policy's log-probs as its old log-probs; dynamic sampling's refills are sampled after the update. A
+  resumed async run samples its first step with the checkpointed weights (staleness 0), so it departs
+  from an uninterrupted run from that step on; it is deterministic all the same.
+- With `rl.learners` > 1 the update (`learn`) runs on that many Ray actors, each on its share of
+  every minibatch, gradients summed (rl/learner_group.py): the same update as one learner's; this
+  process keeps sampling and gets rank 0's weights after each update, and rank 0's optimizer and
+  critic before each checkpoint, which it writes as with one learner.
 - Every draw of prompts and completions is seeded by (seed, step, round): no hidden RNG state, so a
   resumed run repeats exactly what an uninterrupted one does (torch's and Python's global RNG states
   are checkpointed anyway, for reward functions that use them).
@@ -30,6 +41,7 @@ Usage:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import random
@@ -42,6 +54,8 @@ from typing import Any
 import torch
 
 from reasonlab.config import RLConfig, RunConfig
+from reasonlab.distributed.cluster import check_gpus_declared
+from reasonlab.distributed.data_parallel import LOCAL, Shard, check_learners_fit
 from reasonlab.errors import ConfigError
 from reasonlab.judges.base import Judge
 from reasonlab.judges.models import find_judge, load_judge
@@ -54,6 +68,7 @@ from reasonlab.rl.advantages import (
     needs_values,
 )
 from reasonlab.rl.critic import Critic
+from reasonlab.rl.learner_group import LearnerGroup, data_parallel
 from reasonlab.rl.losses import (
     ObjectiveParams,
     aggregation_weights,
@@ -68,7 +83,16 @@ from reasonlab.rl.losses import (
 from reasonlab.rl.metrics import rollout_metrics
 from reasonlab.rl.mismatch import mismatch_metrics, sampler_logprobs, tis_weights
 from reasonlab.rl.rewards import check_rewards
-from reasonlab.rl.rollouts import Batch, Collected, collect, make_batch, round_seed
+from reasonlab.rl.rollout_workers import RolloutWorkers, check_workers
+from reasonlab.rl.rollouts import (
+    Batch,
+    Collected,
+    collect,
+    draw_prompts,
+    make_batch,
+    round_seed,
+    sampling_kwargs,
+)
 from reasonlab.sampling import check_fits
 from reasonlab.sampling import vllm as vllm_sampler
 from reasonlab.tasks import Task, get_task
@@ -93,6 +117,9 @@ class Learner:
     critic: Critic | None = None
     critic_optimizer: torch.optim.Optimizer | None = None
     judge: Judge | None = None  # a learned judge: the `judge` reward and the hacking-gap metrics
+    # rl.learners > 1: the ranks that run the update; theirs are the optimizer and critic states that
+    # count (`group.pull(learner)` copies rank 0's here)
+    group: LearnerGroup | None = None
 
 
 def validate_rl(cfg: RunConfig) -> None:
@@ -119,6 +146,18 @@ def validate_rl(cfg: RunConfig) -> None:
             f"rl.minibatches: {rc.minibatches} is more than rl.prompts_per_step "
             f"({rc.prompts_per_step}); a minibatch holds whole groups"
         )
+    check_workers(cfg)  # rl.rollout_workers, rl.async (reaches Ray only with workers)
+    if rc.learners > 1:
+        whole, rest = divmod(rc.prompts_per_step, rc.minibatches)
+        sizes = sorted({rc.group_size * whole, rc.group_size * (whole + (rest > 0))})
+        if any(n % rc.learners for n in sizes):
+            raise ConfigError(
+                f"rl.learners: {rc.learners} learners do not divide a minibatch of "
+                f"{' or '.join(map(str, sizes))} sequences (rl.prompts_per_step x rl.group_size / "
+                "rl.minibatches); each learner takes an equal share"
+            )
+        check_gpus_declared(cfg.device, cfg.ray.learner_gpus, "ray.learner_gpus")
+        check_learners_fit(cfg.ray, rc.learners, "rl.learners")  # reaches Ray
 
 
 def rl_task(cfg: RunConfig) -> Task:
@@ -143,8 +182,16 @@ def make_learner(cfg: RunConfig, policy: Policy, reference: Policy | None = None
     return learner
 
 
-def rl_step(cfg: RunConfig, learner: Learner, task: Task, step: int) -> dict[str, float]:
-    """One RL step; returns its metrics. Raises Diverged (nothing applied) on a non-finite loss."""
+def rl_step(
+    cfg: RunConfig,
+    learner: Learner,
+    task: Task,
+    step: int,
+    workers: RolloutWorkers | None = None,
+) -> dict[str, float]:
+    """One RL step; returns its metrics. Raises Diverged (nothing applied) on a non-finite loss.
+    With `workers` the rollouts are sampled on them (the caller publishes the weights after the
+    step); with rl.async the next step's first draw is submitted to them before this update."""
     rc = cfg.rl
     t0 = time.perf_counter()
     for group in learner.optimizer.param_groups:
@@ -153,8 +200,14 @@ def rl_step(cfg: RunConfig, learner: Learner, task: Task, step: int) -> dict[str
     if colocated:  # built on first use, in this process, on the training GPU
         vllm_sampler.wake(learner.policy)
     # 1-2. sample a group of completions per prompt and judge them (dynamic sampling refills)
-    collected = collect(learner.policy, task, rc, cfg.seed, step, learner.judge)
+    sample = workers.generate if workers is not None else None
+    collected = collect(learner.policy, task, rc, cfg.seed, step, learner.judge, sample)
     metrics = rollout_metrics(collected)
+    if workers is not None:
+        metrics["rollout/staleness"] = float(workers.staleness(step))  # 1 for async, else 0
+        if rc.async_ and step + 1 < rc.steps:  # step + 1's first draw runs during this update
+            problems, s = draw_prompts(task, rc, cfg.seed, step + 1, 0)
+            workers.submit(problems, rc.group_size, s, **sampling_kwargs(rc, len(problems)))
     if not collected.groups:  # every group had equal rewards: no signal, no update
         return {**metrics, **_timing(collected, 0.0, t0, metrics["rl/completion_tokens"])}
     if colocated:
@@ -166,8 +219,9 @@ def rl_step(cfg: RunConfig, learner: Learner, task: Task, step: int) -> dict[str
     sampler_logp = sampler_logprobs(
         [r for g in collected.groups for r in g.rollouts], batch.completion_ids.shape[1]
     )  # (B, L)
-    # 3-4. the update on this batch
-    metrics.update(learn(cfg, learner, batch, sampler_logp, step))
+    # 3-4. the update on this batch (with rl.learners > 1 on the ranks, rl/learner_group.py)
+    update = learn if learner.group is None else learner.group.learn
+    metrics.update(update(cfg, learner, batch, sampler_logp, step))
     if colocated:
         vllm_sampler.push_weights(learner.policy, step + 1)  # what the next step samples from
     return {
@@ -177,16 +231,24 @@ def rl_step(cfg: RunConfig, learner: Learner, task: Task, step: int) -> dict[str
 
 
 def learn(
-    cfg: RunConfig, learner: Learner, batch: Batch, sampler_logp: torch.Tensor, step: int
+    cfg: RunConfig,
+    learner: Learner,
+    batch: Batch,
+    sampler_logp: torch.Tensor,
+    step: int,
+    shard: Shard = LOCAL,
 ) -> dict[str, float]:
     """The update of one step on its batch, and its metrics: the trainer's logprobs against the
     sampler's `sampler_logp` (B, L), old / reference logprobs, values and advantages, then
-    num_iterations passes of minibatch updates. Raises Diverged (nothing applied) on a non-finite loss."""
+    num_iterations passes of minibatch updates. Raises Diverged (nothing applied) on a non-finite loss.
+    On a data-parallel rank (`shard`) the forwards and updates take the rank's share of the rows."""
     rc = cfg.rl
     batch = batch.to(module_device(learner.policy))
     # 3. what stays fixed during the updates: the trainer's logprobs against the sampler's (mismatch
     # metrics, TIS weights), old / reference logprobs, values, advantages
-    trainer_logp = _logprobs(learner.policy, batch, rc.temperature, rc.micro_batch_size)  # (B, L)
+    trainer_logp = _logprobs(
+        learner.policy, batch, rc.temperature, rc.micro_batch_size, shard
+    )  # (B, L)
     sampler_logp = sampler_logp.to(trainer_logp.device)
     metrics = dict(mismatch_metrics(trainer_logp, sampler_logp, batch.completion_mask, rc.tis_cap))
     is_weights = (
@@ -197,13 +259,14 @@ def learn(
     on_policy = rc.num_iterations == 1 and rc.minibatches == 1
     kl_reward = rc.beta > 0 and rc.kl_in == "reward"
     old_logp = None if on_policy and not kl_reward and rc.tis_cap is None else trainer_logp
+    ratio_logp = sampler_logp if rc.async_ else old_logp  # async: the behaviour policy's
     monitor = rc.kl_monitor_every > 0 and (step + 1) % rc.kl_monitor_every == 0
     ref_logp = (
-        _logprobs(learner.reference, batch, rc.temperature, rc.micro_batch_size)
+        _logprobs(learner.reference, batch, rc.temperature, rc.micro_batch_size, shard)
         if rc.beta > 0 or monitor
         else None
     )
-    old_values = _values(learner.critic, batch) if learner.critic else None
+    old_values = _values(learner.critic, batch, shard) if learner.critic else None
     token_rewards = place_rewards(batch, rc, ref_logp if kl_reward else None, old_logp)
     inputs = AdvantageInputs(token_rewards, batch.token_mask, rc.group_size, old_values)
     advantages, returns = get_advantage(rc.advantage)(inputs, advantage_params(rc))
@@ -217,10 +280,14 @@ def learn(
             round_seed(cfg.seed, step, 1000 + iteration),
         ):
             stats.append(
-                policy_update(learner, batch, rows, advantages, old_logp, ref_logp, rc, is_weights)
+                policy_update(
+                    learner, batch, rows, advantages, ratio_logp, ref_logp, rc, is_weights, shard
+                )
             )
             if learner.critic is not None:
-                stats[-1].update(critic_update(learner, batch, rows, returns, old_values, rc))
+                stats[-1].update(
+                    critic_update(learner, batch, rows, returns, old_values, rc, shard)
+                )
     return metrics | {k: sum(s[k] for s in stats) / len(stats) for k in stats[0]}
 
 
@@ -255,21 +322,26 @@ def policy_update(
     ref_logp: torch.Tensor | None,
     rc: RLConfig,
     is_weights: torch.Tensor | None = None,
+    shard: Shard = LOCAL,
 ) -> dict[str, float]:
     """One optimizer step of the policy on the sequences `rows` (in micro-batches when configured);
-    `is_weights` (B, L), when given, weight each token's policy loss (TIS)."""
+    `is_weights` (B, L), when given, weight each token's policy loss (TIS). On a data-parallel rank
+    (`shard`) its share of `rows`; the sums and the gradients are added across ranks before the step."""
     learner.optimizer.zero_grad(set_to_none=True)
     totals: dict[str, float] = {}
     for chunk, aggregate in micro_batches(
-        rows, batch, rc.micro_batch_size, get_aggregation(rc.aggregation), rc.max_new_tokens
+        rows, batch, rc.micro_batch_size, get_aggregation(rc.aggregation), rc.max_new_tokens, shard
     ):
         loss, sums = _policy_loss(
             learner, batch, chunk, aggregate, advantages, old_logp, ref_logp, rc, is_weights
         )
-        _backward(loss)
+        _backward(loss, shard)
         for k, v in {"rl/loss": loss.item(), **sums}.items():
             totals[k] = totals.get(k, 0.0) + v
-    grad_norm = _step(learner.policy.module, learner.optimizer, rc.grad_clip)
+    totals = shard.sum(totals)  # the whole minibatch's
+    grad_norm = _step(
+        learner.policy.module, learner.optimizer, rc.grad_clip, shard, totals["rl/loss"]
+    )
     tokens = max(totals.pop("tokens"), 1.0)
     return {
         "rl/loss": totals.pop("rl/loss"),
@@ -340,12 +412,14 @@ def critic_update(
     returns: torch.Tensor,
     old_values: torch.Tensor,
     rc: RLConfig,
+    shard: Shard = LOCAL,
 ) -> dict[str, float]:
-    """One optimizer step of the critic (PPO's value loss, clipped around the values at sampling time)."""
+    """One optimizer step of the critic (PPO's value loss, clipped around the values at sampling time);
+    on a data-parallel rank on its share of `rows`, as policy_update."""
     learner.critic_optimizer.zero_grad(set_to_none=True)
-    total, value_sum, tokens = 0.0, 0.0, 0.0
+    totals = {"rl/value_loss": 0.0, "values": 0.0, "tokens": 0.0}
     for chunk, aggregate in micro_batches(
-        rows, batch, rc.micro_batch_size, get_aggregation("token_mean"), rc.max_new_tokens
+        rows, batch, rc.micro_batch_size, get_aggregation("token_mean"), rc.max_new_tokens, shard
     ):
         values = batch.completion_slice(
             learner.critic(batch.input_ids[chunk], batch.attention_mask[chunk])
@@ -353,38 +427,67 @@ def critic_update(
         mask = batch.completion_mask[chunk]
         per_token = value_loss(values, old_values[chunk], returns[chunk], mask, rc.value_clip)
         loss = rc.vf_coef * aggregate(per_token, mask, rc.max_new_tokens)
-        _backward(loss)
-        total += loss.item()
-        value_sum += _masked_sum(values.detach(), mask)
-        tokens += float(mask.sum())
-    _step(learner.critic, learner.critic_optimizer, rc.grad_clip)
-    return {"rl/value_loss": total, "rl/value_mean": value_sum / max(tokens, 1.0)}
+        _backward(loss, shard)
+        totals["rl/value_loss"] += loss.item()
+        totals["values"] += _masked_sum(values.detach(), mask)
+        totals["tokens"] += float(mask.sum())
+    totals = shard.sum(totals)
+    _step(learner.critic, learner.critic_optimizer, rc.grad_clip, shard, totals["rl/value_loss"])
+    return {
+        "rl/value_loss": totals["rl/value_loss"],
+        "rl/value_mean": totals["values"] / max(totals["tokens"], 1.0),
+    }
 
 
 def micro_batches(
-    rows: torch.Tensor, batch: Batch, size: int | None, aggregate: Callable, constant: int
+    rows: torch.Tensor,
+    batch: Batch,
+    size: int | None,
+    aggregate: Callable,
+    constant: int,
+    shard: Shard = LOCAL,
 ) -> list[tuple[torch.Tensor, Callable]]:
     """Split `rows` into micro-batches of `size` sequences, each with the aggregation that makes the
     sum of their losses (and gradients) equal the whole minibatch's: a linear aggregation is a
-    weighted sum of the per-token losses, with weights set by the whole minibatch's mask."""
-    if size is None or size >= len(rows):
+    weighted sum of the per-token losses, with weights set by the whole minibatch's mask. On a
+    data-parallel rank (`shard`) only its share of `rows`, with the same weights (token-mean divides
+    by the minibatch's token count, not the rank's): the ranks' losses sum to the minibatch's."""
+    if shard.world == 1 and (size is None or size >= len(rows)):
         return [(rows, aggregate)]
     weights = aggregation_weights(aggregate, batch.completion_mask[rows], constant)  # (b, L)
+    part = shard.part(len(rows))
+    rows, weights = rows[part], weights[part]  # (b', ), (b', L)
+    size = size or len(rows) or 1
     return [
         (chunk, lambda per_token, mask, c, w=w: (w * per_token).sum())
         for chunk, w in zip(rows.split(size), weights.split(size))
+        if len(chunk)
     ]
 
 
-def _backward(loss: torch.Tensor) -> None:
-    """Accumulate the gradient of `loss`; refuses (Diverged) a non-finite loss."""
-    if not torch.isfinite(loss):
+def _backward(loss: torch.Tensor, shard: Shard = LOCAL) -> None:
+    """Accumulate the gradient of `loss`; refuses (Diverged) a non-finite loss. On a data-parallel rank
+    a non-finite loss is left out and refused in `_step`, from the ranks' summed loss, by every rank at
+    once (one rank raising alone would leave the others waiting in the gradient sum)."""
+    if torch.isfinite(loss):
+        loss.backward()
+    elif shard.world == 1:
         raise Diverged(f"loss {loss.item()}")
-    loss.backward()
 
 
-def _step(module: torch.nn.Module, optimizer: torch.optim.Optimizer, clip: float) -> float:
-    """Clip and apply the accumulated gradient; refuses (Diverged) a non-finite one before touching weights."""
+def _step(
+    module: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    clip: float,
+    shard: Shard = LOCAL,
+    loss: float = 0.0,
+) -> float:
+    """Sum the accumulated gradient across data-parallel ranks, clip and apply it; refuses (Diverged) a
+    non-finite `loss` (the ranks' sum) or gradient before touching weights."""
+    if not math.isfinite(loss):
+        optimizer.zero_grad(set_to_none=True)
+        raise Diverged(f"loss {loss}")
+    shard.all_reduce_grads(module)
     grad_norm = float(torch.nn.utils.clip_grad_norm_(module.parameters(), clip))
     if not math.isfinite(grad_norm):
         optimizer.zero_grad(set_to_none=True)
@@ -420,23 +523,33 @@ def completion_logits(policy: Policy, batch: Batch, rows: torch.Tensor) -> torch
 
 @torch.no_grad()
 def _logprobs(
-    policy: Policy, batch: Batch, temperature: float, chunk: int | None = None
+    policy: Policy,
+    batch: Batch,
+    temperature: float,
+    chunk: int | None = None,
+    shard: Shard = LOCAL,
 ) -> torch.Tensor:
     """Logprobs (B, L) of the completion tokens under `policy` (no gradient), `chunk` sequences per
-    forward (rl.micro_batch_size; None: all at once)."""
-    rows = torch.arange(len(batch.group))
-    parts = []
-    for part in rows.split(chunk or len(rows)):
-        logits = completion_logits(policy, batch, part).float() / temperature  # (b, L, V)
-        parts.append(
-            logits.log_softmax(-1).gather(-1, batch.completion_ids[part, :, None]).squeeze(-1)
-        )  # (b, L)
-    return torch.cat(parts)  # (B, L)
+    forward (rl.micro_batch_size; None: all at once); on a data-parallel rank its share of the rows,
+    gathered from every rank."""
+    rows = shard.rows(torch.arange(len(batch.group)))
+    parts = [batch.completion_mask[:0]]  # (0, L): a rank may have no rows
+    for part in rows.split(chunk or len(rows) or 1):
+        if len(part):
+            logits = completion_logits(policy, batch, part).float() / temperature  # (b, L, V)
+            parts.append(
+                logits.log_softmax(-1).gather(-1, batch.completion_ids[part, :, None]).squeeze(-1)
+            )  # (b, L)
+    return shard.gather(torch.cat(parts), len(batch.group))  # (B, L)
 
 
 @torch.no_grad()
-def _values(critic: Critic, batch: Batch) -> torch.Tensor:
-    return batch.completion_slice(critic(batch.input_ids, batch.attention_mask))  # (B, L)
+def _values(critic: Critic, batch: Batch, shard: Shard = LOCAL) -> torch.Tensor:
+    """The critic's values (B, L) of the completion positions; on a data-parallel rank its share of
+    the rows, gathered from every rank."""
+    part = shard.part(len(batch.group))
+    values = critic(batch.input_ids[part], batch.attention_mask[part])  # (b, W + L)
+    return shard.gather(batch.completion_slice(values), len(batch.group))  # (B, L)
 
 
 def _masked_sum(x: torch.Tensor, mask: torch.Tensor) -> float:
@@ -511,13 +624,19 @@ def train_rl(
             raise ConfigError(f"rl.judge: {rc.judge} reads another tokenizer than the policy")
     ckpt_dir = run_dir / "checkpoints" / "rl"
     start = resume(learner, ckpt_dir)
+    workers = RolloutWorkers(cfg, base_dir, policy, start) if rc.rollout_workers else None
     metrics_path = run_dir / "metrics.jsonl"
     truncate_after(metrics_path, start, PREFIXES)
     policy.module.train()
-    with MetricsLogger(metrics_path, run_dir / "tb" if cfg.tracking.tensorboard else None) as log:
+    tb = run_dir / "tb" if cfg.tracking.tensorboard else None
+    with (
+        MetricsLogger(metrics_path, tb) as log,
+        workers or contextlib.nullcontext(),
+        data_parallel(cfg, base_dir, learner, build_learner, learn),  # rl.learners > 1: the ranks
+    ):
         for step in range(start, rc.steps):
             try:
-                row = rl_step(cfg, learner, task, step)
+                row = rl_step(cfg, learner, task, step, workers)
             except Diverged as err:
                 last = (
                     (ckpt_dir / "latest").read_text().strip()
@@ -530,6 +649,8 @@ def train_rl(
                     else "no RL checkpoint was written yet"
                 )
                 raise Diverged(f"RL diverged at step {step + 1} ({err}); {kept}") from None
+            if workers is not None:
+                workers.publish(policy, step + 1)  # what the next step's draws sample with
             row["rl/lr"] = learner.optimizer.param_groups[0]["lr"]
             log.log(row, step=step + 1)
             if on_step is not None:
@@ -541,7 +662,17 @@ def train_rl(
     return policy
 
 
+def build_learner(cfg: RunConfig, base_dir: Path) -> Learner:
+    """A learner built as train_rl builds one from the base in `base_dir` (a data-parallel rank's)."""
+    policy = load_policy(base_dir, options=cfg.model_options())
+    prepare_policy(cfg, policy)
+    return make_learner(cfg, policy)
+
+
 def checkpoint(learner: Learner, ckpt_dir: Path, step: int) -> None:
+    """Write the learner's state; with data-parallel ranks, rank 0's (pulled into the driver's first)."""
+    if learner.group is not None:
+        learner.group.pull(learner)
     extra: dict[str, Any] = {"torch_rng": torch.get_rng_state(), "python_rng": random.getstate()}
     if learner.critic is not None:
         extra["critic"] = learner.critic.state_dict()

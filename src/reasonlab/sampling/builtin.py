@@ -11,9 +11,13 @@ are split into batches, so results are batch-size independent up to floating-poi
 in the logits (which can, rarely, flip a near-tie). Departures from Hugging Face `generate`:
 temperature 0 means greedy; top-p keeps the smallest prefix of the sorted distribution whose mass
 reaches `top_p` (always at least one token); logprobs are those of the distribution actually
-sampled from (greedy: log-softmax of the raw logits). Usage:
+sampled from (greedy: log-softmax of the raw logits). `first_row` samples a contiguous share of a
+larger draw exactly as the whole draw samples it (rollout workers, rl/rollout_workers.py): the
+uniforms of the `first_row` sequences before the share are drawn from the generator and discarded.
+Usage:
 
     rollouts = generate(policy, problems, n=8, seed=0, max_new_tokens=64, stop=["\\n\\n"])
+    share = generate(policy, problems[3:], n=8, seed=0, first_row=3 * 8)  # == rollouts[24:]
 """
 
 from __future__ import annotations
@@ -39,9 +43,14 @@ def generate(
     top_p: float = 1.0,
     stop: Sequence[str] = (),
     batch_size: int = 256,
+    first_row: int = 0,
 ) -> list[Rollout]:
-    """Sample `n` completions of every problem's prompt (`tokenizer.encode_prompt`); problem-major order."""
+    """Sample `n` completions of every problem's prompt (`tokenizer.encode_prompt`); problem-major order.
+    `first_row`: the index of the first of these sequences in a larger draw with this seed (0: the
+    draw starts here)."""
     check_args(n, max_new_tokens, temperature, top_p, stop, batch_size)
+    if first_row < 0:
+        raise ValueError(f"first_row must be at least 0, got {first_row}")
     tok = policy.tokenizer
     params = Params(
         max_new_tokens, float(temperature), float(top_p), tuple(stop), eos_ids(tok), tok.pad_id
@@ -51,6 +60,8 @@ def generate(
     device = module_device(policy)
     triggers = stop_triggers(policy, params.stop, device)
     generator = torch.Generator().manual_seed(seed)
+    for lo in range(0, first_row, batch_size):  # the uniforms of the draw's earlier sequences
+        torch.rand(min(batch_size, first_row - lo), max_new_tokens, generator=generator)
     decode_batch = static.generate_batch if static.uses_static(policy, device) else generate_batch
     module = policy.module
     was_training = module.training
