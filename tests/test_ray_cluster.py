@@ -97,3 +97,16 @@ def test_auto_wants_a_gpu_only_where_torch_sees_one(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     with pytest.raises(ConfigError, match=r"^ray\.task_gpus: the run computes on a GPU"):
         cluster.check_gpus_declared("auto", 0, "ray.task_gpus")
+
+
+def test_roles_that_fit_alone_but_not_together_are_refused(ray_local):
+    cpus = sum(n["CPU"] for n in cluster.node_resources())
+    one = ({"CPU": 1, "GPU": 0}, int(cpus) // 2)
+    cluster.check_fits_together([one, one], "rl.rollout_workers + rl.learners")  # exactly fits
+    with pytest.raises(
+        ConfigError,
+        match=rf"^rl\.rollout_workers \+ rl\.learners: together they ask for {int(cpus) + 1} CPUs",
+    ):
+        cluster.check_fits_together(
+            [one, ({"CPU": 1}, int(cpus) // 2 + 1)], "rl.rollout_workers + rl.learners"
+        )

@@ -180,6 +180,20 @@ def check_fits_a_node(request: dict[str, float], field: str, count: int = 1) -> 
         )
 
 
+def check_fits_together(requests: list[tuple[dict[str, float], int]], field: str) -> None:
+    """ConfigError naming `field` when the roles `requests` ([(resources each, how many)]) together ask
+    for more CPUs or GPUs than the whole cluster has: they run at once, and Ray would wait forever for
+    the last of them."""
+    nodes = node_resources()
+    for kind in ("CPU", "GPU"):
+        want = sum(r.get(kind, 0.0) * n for r, n in requests)
+        have = sum(node.get(kind, 0.0) for node in nodes)
+        if want > have:
+            raise ConfigError(
+                f"{field}: together they ask for {want:g} {kind}s and the Ray cluster has {have:g}"
+            )
+
+
 def check_gpus_declared(device: str, gpus: float, field: str) -> None:
     """ConfigError naming `field` when the run's `device` is a GPU here (cuda, or auto on a machine with
     one) but the Ray workers that compute for it declare no GPU: Ray would hide every GPU from them and

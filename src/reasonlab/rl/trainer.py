@@ -54,7 +54,7 @@ from typing import Any
 import torch
 
 from reasonlab.config import RLConfig, RunConfig
-from reasonlab.distributed.cluster import check_gpus_declared
+from reasonlab.distributed.cluster import check_fits_together, check_gpus_declared
 from reasonlab.distributed.data_parallel import LOCAL, Shard, check_learners_fit
 from reasonlab.errors import ConfigError
 from reasonlab.judges.base import Judge
@@ -158,6 +158,15 @@ def validate_rl(cfg: RunConfig) -> None:
             )
         check_gpus_declared(cfg.device, cfg.ray.learner_gpus, "ray.learner_gpus")
         check_learners_fit(cfg.ray, rc.learners, "rl.learners")  # reaches Ray
+    if rc.learners > 1 and rc.rollout_workers > 0:  # every one of them runs at once
+        rayc = cfg.ray
+        check_fits_together(
+            [
+                ({"CPU": rayc.rollout_cpus, "GPU": rayc.rollout_gpus}, rc.rollout_workers),
+                ({"CPU": rayc.learner_cpus, "GPU": rayc.learner_gpus}, rc.learners),
+            ],
+            "rl.rollout_workers + rl.learners (ray.rollout_* / ray.learner_* each)",
+        )
 
 
 def rl_task(cfg: RunConfig) -> Task:
