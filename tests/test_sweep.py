@@ -499,3 +499,25 @@ def test_correlation_table_shows_each_rho_with_its_interval():
     few = correlations(rows[:3], ["headroom"])["headroom"]
     assert few["interval"]["pass@1"] is None
     assert correlation_table({"correlations": {"headroom": few}}, "pass@4")[2][0][1] == "+0.50"
+
+
+def test_a_grid_section_names_fields_by_their_yaml_names(tmp_path, ray_local):
+    """`async` is the YAML name of RLConfig.async_: a mapping that names it sets it, and one that leaves
+    it out while the base sets it is refused under that name."""
+    (tmp_path / "run.yaml").write_text("rl: {steps: 5}\n")
+    ok = write_sweep(
+        tmp_path,
+        name="ok",
+        base="run.yaml",
+        grid={"rl": [{"steps": 5, "async": True, "rollout_workers": 1}]},
+    )
+    assert load_plan(ok).cells[0].config.rl.async_ is True
+    (tmp_path / "async.yaml").write_text("rl: {steps: 5, async: true, rollout_workers: 1}\n")
+    bad = write_sweep(
+        tmp_path,
+        name="bad",
+        base="async.yaml",
+        grid={"rl": [{"steps": 5, "rollout_workers": 1}]},
+    )
+    with pytest.raises(ConfigError, match=r"rl\.async would fall back from the base's true"):
+        load_plan(bad)

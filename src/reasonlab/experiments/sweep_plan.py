@@ -342,15 +342,16 @@ def check_replaced_sections(
     given = {key for key, _ in kept}
     for path, mapping in replaced_sections(values).items():
         old, new = _section(base, path), _section(cfg, path)
-        for field in type(new).model_fields:
-            if field in mapping or f"{path}.{field}" in given:
+        for field, info in type(new).model_fields.items():
+            key = info.alias or field  # the YAML name (rl.async for the field async_)
+            if key in mapping or field in mapping or f"{path}.{key}" in given:
                 continue
             was, now = getattr(old, field), getattr(new, field)
             if was != now:
                 raise ConfigError(
-                    f"grid {path}: a mapping replaces the whole section, so {path}.{field} would fall "
-                    f"back from the base's {_flow(was)} to {_flow(now)}; name {field} in each mapping "
-                    f"or give {path}.{field} in set"
+                    f"grid {path}: a mapping replaces the whole section, so {path}.{key} would fall "
+                    f"back from the base's {_flow(was)} to {_flow(now)}; name {key} in each mapping "
+                    f"or give {path}.{key} in set"
                 )
 
 
