@@ -9,6 +9,7 @@ parameters and FLOPs and its levels' regions, and resumes."""
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -22,6 +23,7 @@ from reasonlab.reports.sweep import (
     average_ranks,
     correlation_table,
     correlations,
+    pass1_intervals,
     spearman,
     spearman_interval,
     verification_gaps,
@@ -521,3 +523,31 @@ def test_a_grid_section_names_fields_by_their_yaml_names(tmp_path, ray_local):
     )
     with pytest.raises(ConfigError, match=r"rl\.async would fall back from the base's true"):
         load_plan(bad)
+
+
+def _problems(rates: list[float], n: int = 8, prefix: str = "p") -> list[dict]:
+    return [{"id": f"{prefix}{i}", "n": n, "n_correct": round(r * n)} for i, r in enumerate(rates)]
+
+
+def test_pass1_intervals_hold_the_estimate_and_are_paired_over_problems():
+    rng = np.random.default_rng(0)
+    base_rates = rng.integers(0, 9, size=40) / 8  # problems differ a lot in difficulty
+    rl_rates = np.minimum(base_rates + 0.25, 1.0)  # RL adds about the same on every problem
+    base, rl = _problems(list(base_rates)), _problems(list(rl_rates))
+    found = pass1_intervals(base, rl)
+    for name, rates in (("base", base_rates), ("rl", rl_rates), ("gain", rl_rates - base_rates)):
+        lo, hi = found[name]
+        assert lo <= rates.mean() <= hi and hi - lo > 0
+    # the gain is paired: much narrower than the spread of either model's pass@1 over problems
+    width = {k: hi - lo for k, (lo, hi) in found.items()}
+    assert width["gain"] < width["base"] / 3
+    assert pass1_intervals(base, rl) == found  # fixed by its seed
+    assert pass1_intervals(base, rl, seed=1) != found
+
+
+def test_pass1_intervals_of_equal_problems_collapse_and_other_problems_give_the_base_only():
+    same = pass1_intervals(_problems([0.5] * 10), _problems([0.75] * 10))
+    assert same == {"base": [0.5, 0.5], "rl": [0.75, 0.75], "gain": [0.25, 0.25]}
+    other = pass1_intervals(_problems([0.5] * 10), _problems([0.75] * 10, prefix="q"))
+    assert set(other) == {"base"}
+    assert pass1_intervals([], None) == {}

@@ -32,7 +32,7 @@ from __future__ import annotations
 import html
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,15 +80,46 @@ def cell_results(folder: Path) -> dict[str, Any] | None:
     }
     gain = {k: round(v - summary[f"base/{k}"], 4) for k, v in rl.items() if f"base/{k}" in summary}
     timings = {k.removeprefix("time/"): v for k, v in summary.items() if k.startswith("time/")}
+    after = read_json_or_none(folder / "eval" / "rl.json")
     return {
         "k": result["n_samples"],
         "base": base_metrics(summary, result),
         "rl": rl,
         "gain": gain,
+        "intervals": pass1_intervals(result["problems"], (after or {}).get("problems")),
         "compute": {
             k: summary.get(f"model/{k}") for k in ("params", "pretrain_tokens", "pretrain_flops")
         },
         "timings": timings,
+    }
+
+
+def pass1_intervals(
+    base: Sequence[dict[str, Any]],
+    rl: Sequence[dict[str, Any]] | None,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, list[float]]:
+    """Percentile-bootstrap intervals over problems for pass@1 of the base, of the RL model and of the
+    gain: resample the problems with replacement `n_boot` times (numpy Generator seeded by `seed`) and
+    average each problem's share of correct samples. The gain's resamples are paired (the same problems
+    for both models: both evals draw the same test problems), so the interval reflects which problems
+    were drawn, not the two models' independent luck. `rl` None or of other problems: the base's only.
+    Sampling noise within a problem (its n samples) is not resampled; with 64 samples per problem it is
+    small beside the spread between problems."""
+    ids = [r["id"] for r in base]
+    rates = {"base": np.array([r["n_correct"] / r["n"] for r in base])}  # (P,)
+    if rl is not None and [r["id"] for r in rl] == ids:
+        rates["rl"] = np.array([r["n_correct"] / r["n"] for r in rl])  # (P,)
+        rates["gain"] = rates["rl"] - rates["base"]  # (P,) paired by problem
+    if not ids:
+        return {}
+    picks = np.random.default_rng(seed).integers(0, len(ids), size=(n_boot, len(ids)))  # (B, P)
+    bounds = [(1 - level) / 2, (1 + level) / 2]
+    return {
+        name: [round(float(q), 4) for q in np.quantile(x[picks].mean(axis=1), bounds)]
+        for name, x in rates.items()
     }
 
 
@@ -355,6 +386,36 @@ def _rho_with_interval(rho: float | None, interval: Sequence[float] | None) -> s
     return f"{_rho(rho)} [{_rho(interval[0])}, {_rho(interval[1])}]"
 
 
+def intervals_table(state: dict[str, Any]) -> Table | None:
+    """Pass@1 of the base and of the RL model, and the gain, each with its 95% bootstrap interval over
+    the problems (pass1_intervals)."""
+    done = [r for r in finished(state["cells"]) if r.get("intervals")]
+    if not done:
+        return None
+
+    def shown(value: float | None, interval: Sequence[float] | None, fmt: Callable) -> str:
+        if value is None:
+            return "n/a"
+        return (
+            fmt(value) if not interval else f"{fmt(value)} [{fmt(interval[0])}, {fmt(interval[1])}]"
+        )
+
+    rows = [
+        [
+            r["name"],
+            shown(r["base"].get("pass@1"), r["intervals"].get("base"), percent),
+            shown(r["rl"].get("pass@1"), r["intervals"].get("rl"), percent),
+            shown(gain(r, "pass@1"), r["intervals"].get("gain"), points),
+        ]
+        for r in done
+    ]
+    return (
+        "Pass@1 at the main level, 95% bootstrap interval over problems in brackets",
+        ["cell", "base pass@1", "RL pass@1", "gain pass@1"],
+        rows,
+    )
+
+
 def levels_table(state: dict[str, Any]) -> Table | None:
     """Pass@1 of the base and the RL model at the main level and at each extra eval level, per cell."""
     done = finished(state["cells"])
@@ -507,7 +568,13 @@ def write_sweep_report(out: Path, state: dict[str, Any]) -> Path:
                 )
             )
     tables = [cells_table(state, kl), correlation_table({**state, "correlations": corr}, kl)]
-    tables += [t for t in (levels_table(state), matched_table(state, kl), failed_table(state)) if t]
+    extra = (
+        intervals_table(state),
+        levels_table(state),
+        matched_table(state, kl),
+        failed_table(state),
+    )
+    tables += [t for t in extra if t]
     headline = sweep_headline({**state, "correlations": corr})
     settings = _settings(state)
     (out / "sweep.md").write_text(_markdown(state["name"], headline, tables, figures, settings))
