@@ -26,6 +26,7 @@ from reasonlab.reports.sweep import (
     pass1_intervals,
     spearman,
     spearman_interval,
+    verdict_table,
     verification_gaps,
 )
 from runs import assert_one_line_error, reasonlab
@@ -224,6 +225,48 @@ def test_the_sweep_report_opens_in_a_browser(sweep_2x1, browser):
     page = browser.check(out / "sweep.html")
     assert page.console_errors == [] and page.images >= 1 and page.broken_images == []
     assert 'src="plots/' not in (out / "sweep.html").read_text()
+
+
+def test_each_cell_carries_its_intervals_and_verdict_and_the_report_shows_them(sweep_2x1):
+    _, _, out, proc = sweep_2x1
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    rows = json.loads((out / "sweep.json").read_text())["cells"]
+    for row in rows:
+        lo, hi = row["intervals"]["base"]
+        assert lo <= row["base"]["pass@1"] <= hi
+        lo, hi = row["intervals"]["gain"]
+        assert lo - 1e-4 <= row["gain"]["pass@1"] <= hi + 1e-4  # the gain is rounded to 4 places
+        v = row["verdict"]
+        n_rl, n_base = len(v["rl"]), len(v["base"])
+        assert v["call"] == ("rl" if n_rl > n_base else "base" if n_base > n_rl else "tie")
+    text = (out / "sweep.md").read_text()
+    assert "95% bootstrap interval over problems" in text
+    assert "The sufficiency verdict on each base against RL's gain" in text
+
+
+def test_the_verdict_table_puts_each_cell_in_its_box():
+    def row(name: str, call: str, gain_1: float) -> dict:
+        return {
+            "name": name,
+            "status": "finished",
+            "k": 8,
+            "gain": {"pass@1": gain_1},
+            "verdict": {"call": call, "rl": [], "base": []},
+        }
+
+    state = {
+        "cells": [
+            row("a", "rl", 0.3),
+            row("b", "rl", 0.02),
+            row("c", "base", 0.0),
+            row("d", "tie", 0.1),
+            {"name": "e", "status": "failed"},
+        ]
+    }
+    title, header, rows = verdict_table(state)
+    assert header[1:] == ["RL gained >= +10 points", "RL gained < +10 points"]
+    boxes = {r[0].split("(")[-1].rstrip(")"): r[1:] for r in rows}
+    assert boxes == {"rl": ["1: a", "1: b"], "tie": ["1: d", "0"], "base": ["0", "1: c"]}
 
 
 def test_a_2x1_sweep_completes_resumes_and_redoes_an_interrupted_cell(sweep_2x1):

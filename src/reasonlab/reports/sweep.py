@@ -40,6 +40,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from reasonlab.evaluate.sufficiency import generation_verification_gap, level_metrics
+from reasonlab.evaluate.verdict import verdict
 from reasonlab.fileio import read_json_or_none
 from reasonlab.reports.headline import sweep_headline
 from reasonlab.reports.toolkit import (
@@ -87,11 +88,39 @@ def cell_results(folder: Path) -> dict[str, Any] | None:
         "rl": rl,
         "gain": gain,
         "intervals": pass1_intervals(result["problems"], (after or {}).get("problems")),
+        "verdict": cell_verdict(folder, result),
         "compute": {
             k: summary.get(f"model/{k}") for k in ("params", "pretrain_tokens", "pretrain_flops")
         },
         "timings": timings,
     }
+
+
+PAYOFF = 0.10  # RL "paid off" on a base when it gained at least this much pass@1 (10 points)
+
+
+def cell_verdict(folder: Path, result: dict[str, Any]) -> dict[str, Any] | None:
+    """The sufficiency verdict (evaluate/verdict.py) on a cell's base, from its evals before RL: the main
+    level (eval/base.json) and every extra level (eval/base_level<d>.json), no judge and no control run.
+    Its call: "rl" when more of its statements say RL will pay off than say improve the base first,
+    "base" when fewer, "tie" when as many; the metrics on each side are kept."""
+    problems = result["problems"]
+    if not problems:
+        return None
+    main = problems[0]["difficulty"]
+    levels = {main: level_metrics(problems, result["n_samples"])}
+    for path in sorted((folder / "eval").glob("base_level*.json")):
+        other = read_json_or_none(path)
+        if other and other.get("problems"):
+            level = other["problems"][0]["difficulty"]
+            levels.setdefault(level, level_metrics(other["problems"], other["n_samples"]))
+    statements = verdict({"levels": levels, "n": result["n_samples"], "main_level": main})
+    sides = {
+        side: [s["metric"] for s in statements if s["says"] == side] for side in ("rl", "base")
+    }
+    n_rl, n_base = len(sides["rl"]), len(sides["base"])
+    call = "rl" if n_rl > n_base else "base" if n_base > n_rl else "tie"
+    return {"call": call, **sides}
 
 
 def pass1_intervals(
@@ -416,6 +445,38 @@ def intervals_table(state: dict[str, Any]) -> Table | None:
     )
 
 
+def verdict_table(state: dict[str, Any]) -> Table | None:
+    """The sufficiency verdict's call on each base against what RL then did (gain pass@1 >= PAYOFF):
+    the cells in each box of the confusion table."""
+    done = [
+        r for r in finished(state["cells"]) if r.get("verdict") and gain(r, "pass@1") is not None
+    ]
+    if not done:
+        return None
+    rows = []
+    for call, said in (
+        ("rl", "RL will pay off"),
+        ("tie", "as many each way"),
+        ("base", "improve the base"),
+    ):
+        boxes = [
+            [
+                r["name"]
+                for r in done
+                if r["verdict"]["call"] == call and (gain(r, "pass@1") >= PAYOFF) is won
+            ]
+            for won in (True, False)
+        ]
+        rows.append(
+            [f"{said} ({call})", *(f"{len(b)}: {', '.join(b)}" if b else "0" for b in boxes)]
+        )
+    return (
+        "The sufficiency verdict on each base against RL's gain (its call: more statements say rl than base)",
+        ["verdict before RL", f"RL gained >= {points(PAYOFF)}", f"RL gained < {points(PAYOFF)}"],
+        rows,
+    )
+
+
 def levels_table(state: dict[str, Any]) -> Table | None:
     """Pass@1 of the base and the RL model at the main level and at each extra eval level, per cell."""
     done = finished(state["cells"])
@@ -570,6 +631,7 @@ def write_sweep_report(out: Path, state: dict[str, Any]) -> Path:
     tables = [cells_table(state, kl), correlation_table({**state, "correlations": corr}, kl)]
     extra = (
         intervals_table(state),
+        verdict_table(state),
         levels_table(state),
         matched_table(state, kl),
         failed_table(state),
