@@ -434,13 +434,13 @@ def intervals_table(state: dict[str, Any]) -> Table | None:
             r["name"],
             shown(r["base"].get("pass@1"), r["intervals"].get("base"), percent),
             shown(r["rl"].get("pass@1"), r["intervals"].get("rl"), percent),
-            shown(gain(r, "pass@1"), r["intervals"].get("gain"), points),
+            shown(gain(r, "pass@1"), r["intervals"].get("gain"), _signed_points),
         ]
         for r in done
     ]
     return (
         "Pass@1 at the main level, 95% bootstrap interval over problems in brackets",
-        ["cell", "base pass@1", "RL pass@1", "gain pass@1"],
+        ["cell", "base pass@1", "RL pass@1", "gain pass@1 (points)"],
         rows,
     )
 
@@ -475,6 +475,11 @@ def verdict_table(state: dict[str, Any]) -> Table | None:
         ["verdict before RL", f"RL gained >= {points(PAYOFF)}", f"RL gained < {points(PAYOFF)}"],
         rows,
     )
+
+
+def _signed_points(x: float) -> str:
+    """A change in percentage points, short: +4.5 (the column says points)."""
+    return f"{100 * x:+.1f}"
 
 
 def levels_table(state: dict[str, Any]) -> Table | None:
