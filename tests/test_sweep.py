@@ -21,9 +21,11 @@ from reasonlab.experiments.sweep_plan import axis_keys, load_plan, value_label
 from reasonlab.pretrain.trainer import new_model, tokens_trained
 from reasonlab.reports.sweep import (
     average_ranks,
+    compute_rows,
     correlation_table,
     correlations,
     pass1_intervals,
+    plot_compute,
     spearman,
     spearman_interval,
     verdict_table,
@@ -594,3 +596,29 @@ def test_pass1_intervals_of_equal_problems_collapse_and_other_problems_give_the_
     other = pass1_intervals(_problems([0.5] * 10), _problems([0.75] * 10, prefix="q"))
     assert set(other) == {"base"}
     assert pass1_intervals([], None) == {}
+
+
+def test_the_compute_plot_draws_one_line_per_size_at_the_edge(tmp_path):
+    def row(params: float, tokens: float, base: float, rl: float) -> dict:
+        return {
+            "name": f"{params}x{tokens}",
+            "label": "",
+            "status": "finished",
+            "k": 8,
+            "compute": {
+                "params": params,
+                "pretrain_tokens": tokens,
+                "pretrain_flops": 6 * params * tokens,
+            },
+            "base": {"pass@1": base, "d7/pass@1": base / 4},
+            "rl": {"pass@1": rl, "d7/pass@1": base / 4},
+            "gain": {"pass@1": rl - base},
+            "intervals": {"gain": [rl - base - 0.02, rl - base + 0.02]},
+            "regions": {7: "edge"},
+        }
+
+    rows = [row(3e5, 1e6, 0.1, 0.2), row(3e5, 3e6, 0.3, 0.7), row(1e6, 1e6, 0.1, 0.1)]
+    assert compute_rows(rows) == rows
+    assert compute_rows(rows[:1]) == [] and compute_rows([{**rows[0], "compute": {}}]) == []
+    path = plot_compute(rows, tmp_path / "compute.png")
+    assert path.is_file() and path.stat().st_size > 10_000

@@ -38,6 +38,7 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import NullFormatter
 
 from reasonlab.evaluate.sufficiency import generation_verification_gap, level_metrics
 from reasonlab.evaluate.verdict import verdict
@@ -89,6 +90,11 @@ def cell_results(folder: Path) -> dict[str, Any] | None:
         "gain": gain,
         "intervals": pass1_intervals(result["problems"], (after or {}).get("problems")),
         "verdict": cell_verdict(folder, result),
+        "regions": {  # eval level -> in_range / edge / beyond / below, with a range corpus
+            int(m[1]): v
+            for k, v in summary.items()
+            if (m := re.fullmatch(r"eval/d(\d+)/region", k))
+        },
         "compute": {
             k: summary.get(f"model/{k}") for k in ("params", "pretrain_tokens", "pretrain_flops")
         },
@@ -343,6 +349,69 @@ def plot_gain(
     for ax in list(axes.flat)[len(metrics) :]:
         ax.axis("off")
     return save_figure(fig, path, dpi=100)
+
+
+def compute_rows(rows: Sequence[Row]) -> list[Row]:
+    """The finished cells that record their pretraining FLOPs, when they span at least two budgets."""
+    done = [r for r in finished(rows) if _finite((r.get("compute") or {}).get("pretrain_flops"))]
+    return done if len({r["compute"]["pretrain_flops"] for r in done}) >= 2 else []
+
+
+def plot_compute(rows: Sequence[Row], path: Path) -> Path:
+    """Along pretraining compute (FLOPs, log scale), one line per model size: the base's pass@1 and the RL
+    model's at the main level, RL's gain in pass@1 with its 95% interval over problems, and both models'
+    pass@1 at the edge (the first level above a range corpus's range; without one, the farthest level
+    evaluated)."""
+    done = compute_rows(rows)
+    sizes = sorted({r["compute"]["params"] for r in done})
+    levels = {
+        int(m[1]) for r in done for k in r["base"] if (m := re.fullmatch(r"d(\d+)/pass@1", k))
+    }
+    edges = {
+        int(d) for r in done for d, region in (r.get("regions") or {}).items() if region == "edge"
+    }
+    far = min(edges & levels) if edges & levels else max(levels, default=None)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    for i, size in enumerate(sizes):
+        line = sorted((r for r in done if r["compute"]["params"] == size), key=_flops)
+        x = [_flops(r) for r in line]
+        color, label = f"C{i % 10}", f"{size / 1e6:.2g}M params"
+        axes[0].plot(x, [r["base"].get("pass@1") for r in line], "o--", color=color, label=label)
+        axes[0].plot(x, [r["rl"].get("pass@1") for r in line], "o-", color=color)
+        gains = [gain(r, "pass@1") for r in line]
+        bounds = [(r.get("intervals") or {}).get("gain") or [g, g] for r, g in zip(line, gains)]
+        spread = [
+            [g - lo for g, (lo, _) in zip(gains, bounds)],
+            [hi - g for g, (_, hi) in zip(gains, bounds)],
+        ]
+        axes[1].errorbar(x, gains, yerr=spread, fmt="o-", color=color, capsize=3, label=label)
+        if far is not None:
+            key = f"d{far}/pass@1"
+            axes[2].plot(x, [r["base"].get(key) for r in line], "o--", color=color, label=label)
+            axes[2].plot(x, [r["rl"].get(key) for r in line], "o-", color=color)
+    titles = (
+        "pass@1 at the main level (dashed: base, solid: RL)",
+        "RL gain in pass@1 (95% interval over problems)",
+        f"pass@1 at level {far}{' (the edge)' if far in edges else ''} (dashed: base, solid: RL)"
+        if far is not None
+        else "no extra level",
+    )
+    for ax, title in zip(axes, titles):
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(
+            NullFormatter()
+        )  # within a decade or two, minor labels overlap
+        ax.set_xlabel("pretraining FLOPs", fontsize=8)
+        ax.set_title(title, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize=7)
+    axes[1].axhline(0, color="gray", linewidth=0.6)
+    return save_figure(fig, path, dpi=100)
+
+
+def _flops(row: Row) -> float:
+    return float(row["compute"]["pretrain_flops"])
 
 
 # ---- tables and pages -----------------------------------------------------------------------------------
@@ -624,6 +693,13 @@ def write_sweep_report(out: Path, state: dict[str, Any]) -> Path:
                     plot_gain(
                         state["cells"], metrics, which, kl, corr, out / "plots" / f"{stem}.png"
                     ),
+                )
+            )
+        if compute_rows(state["cells"]):
+            figures.append(
+                (
+                    "Along pretraining compute, one line per model size",
+                    plot_compute(state["cells"], out / "plots" / "compute.png"),
                 )
             )
         if matched_rows(state["cells"]):
