@@ -209,6 +209,12 @@ def check_gpus_declared(device: str, gpus: float, field: str) -> None:
         )
 
 
+def worker_device(gpus: float) -> str:
+    """The device a Ray task or actor that declared `gpus` computes on: the GPU Ray gave it (it sees
+    only that one), else the CPU."""
+    return "cuda" if gpus > 0 else "cpu"
+
+
 def set_threads(cpus: float) -> None:
     """torch in this task or actor uses as many threads as it declared CPUs (at least one)."""
     import torch

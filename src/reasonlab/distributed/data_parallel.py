@@ -116,6 +116,18 @@ class Shard:
 LOCAL = Shard()  # one process, no collectives
 
 
+def to_cpu(obj: Any) -> Any:
+    """`obj` (tensors in dicts, lists and tuples: a state dict, an optimizer's) with every tensor detached
+    and copied to the CPU: what travels between the driver and the ranks through the object store."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_cpu(v) for v in obj)
+    return obj
+
+
 class Rank:
     """One actor of a group: its place in the process group and the trainer's objects (`state`)."""
 

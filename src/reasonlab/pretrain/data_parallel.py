@@ -27,8 +27,8 @@ from typing import Any
 import torch
 
 from reasonlab.config import RunConfig
-from reasonlab.distributed.cluster import import_ray
-from reasonlab.distributed.data_parallel import ActorGroup, Rank, Shard
+from reasonlab.distributed.cluster import import_ray, worker_device
+from reasonlab.distributed.data_parallel import ActorGroup, Rank, Shard, to_cpu
 
 Build = Callable[[RunConfig], tuple[Any, torch.optim.Optimizer]]  # cfg -> (policy, optimizer)
 Step = Callable[..., tuple[float, float]]  # (policy, opt, x, y, w, grad_clip, shard) -> loss, norm
@@ -97,22 +97,11 @@ def data_parallel(
 
 def rank_config(cfg: RunConfig) -> RunConfig:
     """The config the ranks build their model with: on their own GPU with ray.learner_gpus, else on CPU."""
-    return cfg.model_copy(update={"device": "cuda" if cfg.ray.learner_gpus > 0 else "cpu"})
+    return cfg.model_copy(update={"device": worker_device(cfg.ray.learner_gpus)})
 
 
 def _state_dicts(module: torch.nn.Module, opt: torch.optim.Optimizer) -> dict[str, Any]:
-    return _to_cpu({"model": module.state_dict(), "optimizer": opt.state_dict()})
-
-
-def _to_cpu(obj: Any) -> Any:
-    """`obj` with every tensor in it copied to the CPU (what travels through the object store)."""
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu()
-    if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_cpu(v) for v in obj)
-    return obj
+    return to_cpu({"model": module.state_dict(), "optimizer": opt.state_dict()})
 
 
 # --- on the ranks ---------------------------------------------------------------------------------

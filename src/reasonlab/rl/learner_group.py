@@ -32,8 +32,8 @@ from typing import Any
 import torch
 
 from reasonlab.config import RunConfig
-from reasonlab.distributed.cluster import import_ray
-from reasonlab.distributed.data_parallel import ActorGroup, Rank
+from reasonlab.distributed.cluster import import_ray, worker_device
+from reasonlab.distributed.data_parallel import ActorGroup, Rank, to_cpu
 
 # the trainer's functions: build(cfg, base_dir) -> Learner; update(cfg, learner, batch, sampler_logp,
 # step, shard=...) -> metrics. A Learner has policy, optimizer, critic, critic_optimizer (rl/trainer.py).
@@ -109,7 +109,7 @@ def data_parallel(
 def rank_config(cfg: RunConfig) -> RunConfig:
     """The config of a rank's learner: on its own GPU with ray.learner_gpus, else on the CPU; the
     builtin sampler (a rank never samples); one learner (the rank is one share of the group)."""
-    device = "cuda" if cfg.ray.learner_gpus > 0 else "cpu"
+    device = worker_device(cfg.ray.learner_gpus)
     return cfg.model_copy(
         update={
             "device": device,
@@ -136,11 +136,11 @@ def learner_state(learner: Any) -> dict[str, Any]:
     """What a rank loads over the learner it built: trainable weights, optimizer, critic (CPU tensors)."""
     state = {
         "policy": trainable_weights(learner.policy.module),
-        "optimizer": _to_cpu(learner.optimizer.state_dict()),
+        "optimizer": to_cpu(learner.optimizer.state_dict()),
     }
     if learner.critic is not None:
-        state["critic"] = _to_cpu(learner.critic.state_dict())
-        state["critic_optimizer"] = _to_cpu(learner.critic_optimizer.state_dict())
+        state["critic"] = to_cpu(learner.critic.state_dict())
+        state["critic_optimizer"] = to_cpu(learner.critic_optimizer.state_dict())
     return state
 
 
@@ -150,16 +150,6 @@ def load_learner_state(learner: Any, state: dict[str, Any]) -> None:
     if learner.critic is not None:
         learner.critic.load_state_dict(state["critic"])
         learner.critic_optimizer.load_state_dict(state["critic_optimizer"])
-
-
-def _to_cpu(obj: Any) -> Any:
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu()
-    if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_cpu(v) for v in obj)
-    return obj
 
 
 # --- on the ranks ---------------------------------------------------------------------------------

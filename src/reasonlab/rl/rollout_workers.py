@@ -48,6 +48,7 @@ from reasonlab.distributed.cluster import (
     ensure_ray,
     import_ray,
     set_threads,
+    worker_device,
 )
 from reasonlab.errors import ConfigError, ReasonlabError
 from reasonlab.models import Policy, load_policy
@@ -139,8 +140,7 @@ class RolloutWorker:
     def __init__(self, cfg: RunConfig, base_dir: str) -> None:
         set_threads(cfg.ray.rollout_cpus)
         options = cfg.model_options()
-        # the GPU Ray gave this actor (it sees only that one), else the CPU
-        options["device"] = "cuda" if cfg.ray.rollout_gpus > 0 else "cpu"
+        options["device"] = worker_device(cfg.ray.rollout_gpus)
         self.policy = load_policy(Path(base_dir), options=options)
         hc = cfg.hf
         if hc.lora_r > 0 and hasattr(self.policy, "enable_lora"):  # the trainer's parameter names
