@@ -112,22 +112,28 @@ def cli_device(device, monkeypatch) -> torch.device:
 
 
 RAY_TEST_CPUS = 2
-RAY_TEST_STORE = 150 * 1024**2  # bytes: a small object store, as on a laptop
+RAY_TEST_STORE_MB = 150  # a small object store, as on a laptop
 
 
 @pytest.fixture(scope="session")
 def ray_local():
-    """A real local Ray for this test session (started once, shut down at the end): 2 CPUs, no
-    dashboard, a small object store. Skips with the reason when Ray is not installed."""
+    """A real local Ray for this test session (started once, shut down at the end), started as `--ray
+    local` starts one (distributed/cluster.py): 2 CPUs, no dashboard, a small object store. Skips with
+    the reason when Ray is not installed."""
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[dev]')")
+    from reasonlab.distributed.cluster import start_local
+
     if not ray.is_initialized():
-        ray.init(
-            address="local",
-            num_cpus=RAY_TEST_CPUS,
-            include_dashboard=False,
-            object_store_memory=RAY_TEST_STORE,
-            log_to_driver=False,
-            configure_logging=False,
-        )
+        start_local(RAY_TEST_CPUS, RAY_TEST_STORE_MB)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test: tiny models run fastest so, a busy neighbour on the CPU cannot
+    stall them, and an in-process run does the same arithmetic as a Ray task of ray.task_cpus=1."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -1,8 +1,9 @@
-"""Shared by the tests that run the `reasonlab` command: the tiny main-job settings and the helpers
-that run the command in a subprocess and read its one-line errors."""
+"""Shared by the tests that run the `reasonlab` command: the tiny main-job and sweep settings and the
+helpers that run the command in a subprocess and read its one-line errors."""
 
 import subprocess
 import sys
+from pathlib import Path
 
 TINY = [
     "--set",
@@ -77,3 +78,27 @@ def assert_one_line_error(proc, *fragments):
     assert len(lines) == 1, proc.stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+
+
+TINY_SWEEP_SET = {  # a sweep file's `set:` that makes each cell a few seconds
+    "pretrain": {
+        "token_budget": 20000,
+        "batch_size": 8,
+        "seq_len": 64,
+        "eval_every": 20,
+        "checkpoint_every": 20,
+        "corpus_docs": 1000,
+    },
+    "model": {"d_model": 32, "n_layers": 1, "n_heads": 2},
+    "eval": {"n_problems": 6, "n_samples": 4, "levels": [], "max_new_tokens": 32},
+    "rl.steps": 2,
+    "rl.prompts_per_step": 4,
+    "rl.group_size": 4,
+    "rl.max_new_tokens": 32,
+    "judge.heads": [],
+}
+
+
+def summary_mtimes(out: Path) -> dict[str, int]:
+    """When each finished cell of the sweep in `out` wrote its summary.json (a resume must not rewrite it)."""
+    return {p.parent.name: p.stat().st_mtime_ns for p in sorted(out.glob("cells/*/summary.json"))}

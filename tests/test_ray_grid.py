@@ -31,28 +31,15 @@ from reasonlab.distributed.grid import Job, Resources, run_all, run_grid
 from reasonlab.errors import ConfigError
 from reasonlab.experiments.sweep import run_sweep
 from reasonlab.experiments.sweep_plan import load_plan
-from runs import assert_one_line_error, reasonlab
+from runs import TINY_SWEEP_SET, assert_one_line_error, reasonlab, summary_mtimes
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[dev]')")
 # the job functions below travel to the workers by value: tests/ is not importable there
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 TINY_SET = {
-    "pretrain": {
-        "token_budget": 20000,
-        "batch_size": 8,
-        "seq_len": 64,
-        "eval_every": 20,
-        "checkpoint_every": 10,
-        "corpus_docs": 1000,
-    },
-    "model": {"d_model": 32, "n_layers": 1, "n_heads": 2},
-    "eval": {"n_problems": 6, "n_samples": 4, "levels": [], "max_new_tokens": 32},
-    "rl.steps": 2,
-    "rl.prompts_per_step": 4,
-    "rl.group_size": 4,
-    "rl.max_new_tokens": 32,
-    "judge.heads": [],
+    **TINY_SWEEP_SET,
+    "pretrain": {**TINY_SWEEP_SET["pretrain"], "checkpoint_every": 10},
     "device": "cpu",
 }
 GRID = {"pretrain.lr": [0.003, 0.002]}
@@ -71,10 +58,6 @@ def write_sweep(tmp_path, name="tiny", set_=None, **fields):
 
 def rows(out):
     return json.loads((out / "sweep.json").read_text())["cells"]
-
-
-def mtimes(out):
-    return {p.parent.name: p.stat().st_mtime_ns for p in sorted(out.glob("cells/*/summary.json"))}
 
 
 def timeless(value):
@@ -258,15 +241,6 @@ def test_sufficiency_on_ray_gives_the_same_result(ray_local, tmp_path):
 # ---- the sweep command on Ray ----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def one_thread():
-    """The in-process run on one thread, as each Ray task of ray.task_cpus=1: the same arithmetic."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_a_sweep_on_ray_matches_one_process_and_resumes(ray_local, tmp_path, one_thread):
     path = write_sweep(tmp_path, matched={"compute": "flops"})
     here, there = tmp_path / "here", tmp_path / "there"
@@ -293,13 +267,15 @@ def test_a_sweep_on_ray_matches_one_process_and_resumes(ray_local, tmp_path, one
         "lr-0.00"
     ) >= 2
 
-    before = mtimes(there)
+    before = summary_mtimes(there)
     again = reasonlab(
         "sweep", "--config", str(path), "--out", str(there), "--ray", session_address(ray_local)
     )
     assert again.returncode == 0, again.stderr + again.stdout
     assert again.stdout.count("finished earlier, skipped") == 2 and "-> Ray" not in again.stdout
-    assert mtimes(there) == before and [r["status"] for r in rows(there)] == ["finished"] * 2
+    assert (
+        summary_mtimes(there) == before and [r["status"] for r in rows(there)] == ["finished"] * 2
+    )
     assert [r["node"] for r in rows(there)] == [
         r["node"] for r in ray_rows
     ]  # kept from the first run

@@ -11,7 +11,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 import yaml
 
 from reasonlab.config import DEFAULT_CONFIG
@@ -31,37 +30,18 @@ from reasonlab.reports.sweep import (
     verdict_table,
     verification_gaps,
 )
-from runs import assert_one_line_error, reasonlab
+from runs import TINY_SWEEP_SET, assert_one_line_error, reasonlab, summary_mtimes
 
-TINY_SET = {
-    "pretrain": {
-        "token_budget": 20000,
-        "batch_size": 8,
-        "seq_len": 64,
-        "eval_every": 20,
-        "checkpoint_every": 20,
-        "corpus_docs": 1000,
-    },
-    "model": {"d_model": 32, "n_layers": 1, "n_heads": 2},
-    "eval": {"n_problems": 6, "n_samples": 4, "levels": [], "max_new_tokens": 32},
-    "rl.steps": 2,
-    "rl.prompts_per_step": 4,
-    "rl.group_size": 4,
-    "rl.max_new_tokens": 32,
-    "judge.heads": [],
-}
 SHORTCUT = {"answer_only": 0.6, "steps": 0.4, "backtrack": 0.0}
 CHECKS = {"answer_only": 0.0, "steps": 0.5, "backtrack": 0.5}
 
 
 def write_sweep(tmp_path, name="tiny", **fields):
     path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump({"name": name, "set": TINY_SET, **fields}, sort_keys=False))
+    path.write_text(
+        yaml.safe_dump({"name": name, "set": TINY_SWEEP_SET, **fields}, sort_keys=False)
+    )
     return path
-
-
-def mtimes(out):
-    return {p.parent.name: p.stat().st_mtime_ns for p in sorted(out.glob("cells/*/summary.json"))}
 
 
 # ---- the pieces -----------------------------------------------------------------------------------------
@@ -302,10 +282,10 @@ def test_a_2x1_sweep_completes_resumes_and_redoes_an_interrupted_cell(sweep_2x1)
     assert "plots/gain_pass1.png" in report and "Spearman" in report and "shortcut" in report
     assert (out / "sweep.html").is_file() and (out / "plots" / "gain_passk.png").is_file()
 
-    before = mtimes(out)
+    before = summary_mtimes(out)
     proc = reasonlab("sweep", "--config", str(path), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.count("finished earlier, skipped") == 2 and mtimes(out) == before
+    assert proc.stdout.count("finished earlier, skipped") == 2 and summary_mtimes(out) == before
 
     (
         out / "cells" / "traces-checks__lr-0.003" / "summary.json"
@@ -316,7 +296,7 @@ def test_a_2x1_sweep_completes_resumes_and_redoes_an_interrupted_cell(sweep_2x1)
         proc.stdout.count("finished earlier, skipped") == 1
         and "evaluating the RL model" in proc.stdout
     )
-    after = mtimes(out)
+    after = summary_mtimes(out)
     assert after["traces-shortcut__lr-0.003"] == before["traces-shortcut__lr-0.003"]
     assert after["traces-checks__lr-0.003"] != before["traces-checks__lr-0.003"]
     again = json.loads((out / "sweep.json").read_text())
@@ -336,7 +316,7 @@ def test_a_2x1_sweep_completes_resumes_and_redoes_an_interrupted_cell(sweep_2x1)
         "traces-shortcut__lr-0.003",
         "rl.steps differs",
     )
-    assert mtimes(out) == after
+    assert summary_mtimes(out) == after
 
 
 def test_a_diverging_cell_is_recorded_and_the_other_finishes(tmp_path):
@@ -428,15 +408,6 @@ def test_a_model_mapping_keeps_sets_fields_and_refuses_to_reset_the_base(tmp_pat
     assert load_plan(ok).cells[0].config.model.max_seq_len == 96
 
 
-@pytest.fixture
-def one_thread():
-    """Models this small run faster on one thread, and a busy neighbour on the CPU cannot stall it."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_a_quick_sweep_over_sizes_on_a_range_corpus_completes_and_resumes(tmp_path, one_thread):
     sizes = [
         {"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32},
@@ -446,7 +417,7 @@ def test_a_quick_sweep_over_sizes_on_a_range_corpus_completes_and_resumes(tmp_pa
     path = write_sweep(
         tmp_path,
         set={
-            **TINY_SET,
+            **TINY_SWEEP_SET,
             "model.max_seq_len": 96,
             "task.knobs.n_operands": 3,
             "pretrain.levels": {2: 0.5, 3: 0.5},
@@ -490,9 +461,11 @@ def test_a_quick_sweep_over_sizes_on_a_range_corpus_completes_and_resumes(tmp_pa
         assert {"base/d2/pass@1", "base/d4/pass@1", "base/d5/pass@1"} <= set(summary)
     assert state["cells"][0]["compute"]["params"] < state["cells"][1]["compute"]["params"]
 
-    before, said = mtimes(out), []
+    before, said = summary_mtimes(out), []
     again = run_sweep(load_plan(path, quick=True), out, say=said.append)
-    assert sum("finished earlier, skipped" in m for m in said) == 2 and mtimes(out) == before
+    assert (
+        sum("finished earlier, skipped" in m for m in said) == 2 and summary_mtimes(out) == before
+    )
     assert again["status"] == "finished"
     rows = json.loads((out / "sweep.json").read_text())["cells"]
     assert [r["compute"] for r in rows] == [r["compute"] for r in state["cells"]]
