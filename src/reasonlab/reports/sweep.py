@@ -144,12 +144,12 @@ def pass1_intervals(
     Sampling noise within a problem (its n samples) is not resampled; with 64 samples per problem it is
     small beside the spread between problems."""
     ids = [r["id"] for r in base]
+    if not ids:
+        return {}
     rates = {"base": np.array([r["n_correct"] / r["n"] for r in base])}  # (P,)
     if rl is not None and [r["id"] for r in rl] == ids:
         rates["rl"] = np.array([r["n_correct"] / r["n"] for r in rl])  # (P,)
         rates["gain"] = rates["rl"] - rates["base"]  # (P,) paired by problem
-    if not ids:
-        return {}
     picks = np.random.default_rng(seed).integers(0, len(ids), size=(n_boot, len(ids)))  # (B, P)
     bounds = [(1 - level) / 2, (1 + level) / 2]
     return {
